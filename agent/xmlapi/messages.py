@@ -102,3 +102,15 @@ def wrong_state(name: str, state: str, action: str, required: str) -> str:
 def not_available_yet(action: str) -> str:
     """Placeholder failure for table actions whose handler has not been written yet."""
     return f"{action}: this action is not available yet in this version of ldmx"
+
+
+def operation_word_required(action: str, words: tuple[str, ...]) -> str:
+    return f"{action} requires exactly one of {', '.join(words)}"
+
+
+def combined_flags(token: str, action: str) -> str:
+    return f'Invalid option "{token}" for {action}: give each flag separately'
+
+
+def flag_argument_missing(flag: str, action: str) -> str:
+    return f'Invalid option "{flag}" for {action}: it needs an argument'

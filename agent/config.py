@@ -1,0 +1,155 @@
+"""Agent configuration: defaults, the TOML config file and command-line overrides.
+
+Precedence: command line, then the config file, then the defaults below. The config file is
+TOML; every key is optional::
+
+    [agent]
+    state_dir = "/var/lib/ldmx"
+    host_name = "ctl1.example.com"        # the XMPP server name (default: the host's name)
+    listen = "127.0.0.1:6482"
+    socket = "/var/lib/ldmx/ldmx.sock"    # default: <state_dir>/ldmx.sock
+    migration_listen = "127.0.0.1:8101"
+    platform = "/etc/ldmx/platform.toml"  # default: the embedded platform
+
+    [tls]
+    cert = "/etc/ldmx/cert.pem"            # default: generated in the state dir
+    key = "/etc/ldmx/key.pem"
+
+    [auth]
+    unknown_local_uid = "refuse"           # or "read"
+    [auth.local_users]                     # uid or user name -> "read" or "write"
+    operator = "write"
+    1001 = "read"
+
+    [limits]
+    max_document_bytes = 1048576
+    negotiation_timeout = 60
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_LISTEN = ("127.0.0.1", 6482)
+DEFAULT_MIGRATION_LISTEN = ("127.0.0.1", 8101)
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything the daemon needs to start."""
+
+    state_dir: Path
+    host_name: str
+    listen: tuple[str, int] = DEFAULT_LISTEN
+    socket_path: Path | None = None
+    migration_listen: tuple[str, int] = DEFAULT_MIGRATION_LISTEN
+    platform: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    unknown_local_uid: str = "refuse"
+    local_users: dict[str, str] = field(default_factory=dict)
+    max_document_bytes: int = 1 << 20
+    negotiation_timeout: float = 60.0
+
+    @property
+    def socket(self) -> Path:
+        return self.socket_path or self.state_dir / "ldmx.sock"
+
+    @property
+    def database(self) -> Path:
+        return self.state_dir / "ldmx.db"
+
+
+def default_state_dir() -> Path:
+    """``$LDMX_STATE_DIR``, else the XDG state directory (``$XDG_STATE_HOME/ldmx``)."""
+    env = os.environ.get("LDMX_STATE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(xdg) / "ldmx"
+
+
+def parse_endpoint(text: str, key: str) -> tuple[str, int]:
+    """Parse ``ADDR:PORT`` (``[v6]:PORT`` for IPv6); port 0 means "pick a free port"."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{key}: expected ADDR:PORT, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigError(f"{key}: port {port!r} is not a number") from None
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"{key}: port {number} is out of range")
+    return host, number
+
+
+def format_endpoint(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def load(config_file: Path | None = None, **overrides) -> AgentConfig:
+    """Build the configuration from the file (if any) and the non-None ``overrides``.
+
+    Overrides use the field names of :class:`AgentConfig`, endpoints as ``ADDR:PORT`` text.
+    """
+    data: dict = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {config_file}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {config_file}: {e}") from None
+    agent = data.get("agent", {})
+    tls = data.get("tls", {})
+    auth = data.get("auth", {})
+    limits = data.get("limits", {})
+
+    def pick(name, section_value):
+        value = overrides.get(name)
+        return section_value if value is None else value
+
+    state_dir = Path(pick("state_dir", agent.get("state_dir")) or default_state_dir())
+    cfg = AgentConfig(
+        state_dir=state_dir,
+        host_name=pick("host_name", agent.get("host_name")) or socket.gethostname(),
+    )
+    listen = pick("listen", agent.get("listen"))
+    if listen:
+        cfg = replace(cfg, listen=parse_endpoint(listen, "listen"))
+    mig = pick("migration_listen", agent.get("migration_listen"))
+    if mig:
+        cfg = replace(cfg, migration_listen=parse_endpoint(mig, "migration-listen"))
+    sock = pick("socket_path", agent.get("socket"))
+    if sock:
+        cfg = replace(cfg, socket_path=Path(sock))
+    platform = pick("platform", agent.get("platform"))
+    if platform:
+        cfg = replace(cfg, platform=Path(platform))
+    if tls.get("cert") or tls.get("key"):
+        if not (tls.get("cert") and tls.get("key")):
+            raise ConfigError("tls: cert and key must be given together")
+        cfg = replace(cfg, tls_cert=Path(tls["cert"]), tls_key=Path(tls["key"]))
+    policy = auth.get("unknown_local_uid", cfg.unknown_local_uid)
+    if policy not in ("refuse", "read"):
+        raise ConfigError(f"auth.unknown_local_uid: expected refuse or read, got {policy!r}")
+    local_users = {str(k): v for k, v in auth.get("local_users", {}).items()}
+    for who, authz in local_users.items():
+        if authz not in ("read", "write"):
+            raise ConfigError(f"auth.local_users.{who}: expected read or write, got {authz!r}")
+    cfg = replace(cfg, unknown_local_uid=policy, local_users=local_users)
+    if "max_document_bytes" in limits:
+        cfg = replace(cfg, max_document_bytes=int(limits["max_document_bytes"]))
+    if "negotiation_timeout" in limits:
+        cfg = replace(cfg, negotiation_timeout=float(limits["negotiation_timeout"]))
+    return cfg
