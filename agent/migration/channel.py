@@ -1,0 +1,255 @@
+"""The data channel's transport: TLS 1.2+ with a pinned target certificate, token login.
+
+Blocking sockets, meant for the data-plane thread. The source connects, checks that the
+SHA-256 fingerprint of the target's certificate equals the one learnt on the control
+session (constant-time compare), then sends a HELLO frame with its one-time token. The
+target reads the HELLO first and closes the connection without a reply when the
+authorization callback refuses the token (spec §4.5).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import os
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.migration import frames
+
+HELLO_TIMEOUT_S = 10.0
+_SOCKET_BUFFER = 4 * 1024 * 1024
+
+
+class ChannelError(Exception):
+    """The data channel failed: connection, TLS, pinning, login or peer error."""
+
+
+def fingerprint(der_certificate: bytes) -> str:
+    """Lower-case hex SHA-256 of a DER certificate, as the control session reports it."""
+    return hashlib.sha256(der_certificate).hexdigest()
+
+
+def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """TLS context of the target's data port (TLS 1.2 or later)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def client_context() -> ssl.SSLContext:
+    """TLS context of the source side. Trust comes from the pinned fingerprint, not a CA."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # replaced by the fingerprint check in connect()
+    return context
+
+
+def make_self_signed(directory: str, name: str = "ldmx-target") -> tuple[str, str, str]:
+    """Write a fresh ECDSA P-256 certificate and key; return (cert, key, fingerprint)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = os.path.join(directory, f"{name}.crt")
+    key_path = os.path.join(directory, f"{name}.key")
+    with open(cert_path, "wb") as out:
+        out.write(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return cert_path, key_path, fingerprint(cert.public_bytes(serialization.Encoding.DER))
+
+
+class DataChannel:
+    """One established data connection: frame writes and exact reads on a TLS socket."""
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self.sock = sock
+        self._send_seq = 0
+        self._recv_seq = 0
+        self._header = bytearray(frames.HEADER_SIZE)
+        self._header_view = memoryview(self._header)
+
+    @property
+    def cipher(self) -> str:
+        info = self.sock.cipher()
+        return f"{info[1]} {info[0]}" if info else "none"
+
+    def send(self, kind: int, arg0: int = 0, arg1: int = 0, payload=b"", flags: int = 0) -> int:
+        """Write one frame; return its payload size. Large payloads go out without a copy."""
+        header = frames.encode_header(kind, self._send_seq, arg0, arg1, payload, flags)
+        self._send_seq += 1
+        size = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
+        if size <= 16384:
+            self.sock.sendall(header + bytes(payload))
+        else:
+            self.sock.sendall(header)
+            self.sock.sendall(payload)
+        return size
+
+    def read_header(self) -> tuple[frames.Header, bytes]:
+        """Read and parse the next header; return it with its raw bytes (for the checksum)."""
+        self.read_into(self._header_view)
+        raw = bytes(self._header)
+        header = frames.parse_header(raw)
+        frames.check_sequence(header, self._recv_seq)
+        self._recv_seq += 1
+        return header, raw
+
+    def read_into(self, view: memoryview) -> None:
+        """Fill ``view`` exactly from the socket (no intermediate buffer)."""
+        received = 0
+        size = view.nbytes
+        recv_into = self.sock.recv_into
+        while received < size:
+            count = recv_into(view[received:], size - received)
+            if count == 0:
+                raise ChannelError("the data connection was closed by the peer")
+            received += count
+
+    def read_frame(self, max_payload: int = 1 << 20) -> frames.Frame:
+        """Read one small frame whole and check it."""
+        header, raw = self.read_header()
+        if header.length > max_payload:
+            raise frames.FrameError(f"{header.name} frame too large ({header.length} bytes)")
+        payload = bytearray(header.length)
+        self.read_into(memoryview(payload))
+        frames.check_payload(raw, header, payload)
+        return frames.Frame(header, bytes(payload))
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _tune(sock: socket.socket) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
+
+
+def connect(
+    host: str,
+    port: int,
+    expected_fingerprint: str,
+    token: bytes,
+    page_count: int,
+    context: ssl.SSLContext | None = None,
+    timeout: float = 30.0,
+) -> DataChannel:
+    """Open the data channel to the target and log in with ``token``."""
+    context = context or client_context()
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except OSError as error:
+        raise ChannelError(f"cannot connect to the data port {host}:{port}: {error}") from error
+    try:
+        _tune(raw)
+        sock = context.wrap_socket(raw, server_hostname=None)
+    except (OSError, ssl.SSLError) as error:
+        raw.close()
+        raise ChannelError(f"TLS handshake with {host}:{port} failed: {error}") from error
+    actual = fingerprint(sock.getpeercert(binary_form=True) or b"")
+    if not hmac.compare_digest(actual, expected_fingerprint.lower()):
+        sock.close()
+        raise ChannelError(f"the data port {host}:{port} presented certificate {actual},"
+                           f" not the pinned {expected_fingerprint}")
+    sock.settimeout(None)
+    channel = DataChannel(sock)
+    channel.send(frames.HELLO, frames.PROTOCOL_VERSION, page_count, token)
+    return channel
+
+
+@dataclass(frozen=True)
+class Login:
+    """What the source announced in its HELLO."""
+
+    version: int
+    page_count: int
+
+
+class DataListener:
+    """The target's data port: accepts one connection at a time and checks its token."""
+
+    def __init__(self, context: ssl.SSLContext, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.context = context
+        self.sock = socket.create_server((host, port))
+        self.port = self.sock.getsockname()[1]
+
+    def accept(
+        self, authorize: Callable[[bytes], bool], timeout: float | None = None
+    ) -> tuple[DataChannel, Login]:
+        """Wait for a source whose token ``authorize`` accepts; refuse others silently."""
+        self.sock.settimeout(timeout)
+        while True:
+            try:
+                raw, _address = self.sock.accept()
+            except TimeoutError as error:
+                raise ChannelError("no source connected to the data port in time") from error
+            accepted = self._login(raw, authorize)
+            if accepted is not None:
+                return accepted
+
+    def _login(self, raw: socket.socket, authorize) -> tuple[DataChannel, Login] | None:
+        try:
+            _tune(raw)
+            raw.settimeout(HELLO_TIMEOUT_S)
+            sock = self.context.wrap_socket(raw, server_side=True)
+            channel = DataChannel(sock)
+            frame = channel.read_frame(max_payload=256)
+        except (OSError, ssl.SSLError, ChannelError, frames.FrameError):
+            raw.close()
+            return None
+        if frame.header.kind != frames.HELLO or not authorize(frame.payload):
+            channel.close()  # no reply: a wrong token learns nothing (§4.5)
+            return None
+        if frame.header.arg0 != frames.PROTOCOL_VERSION:
+            channel.send(frames.ERROR, payload=b"unsupported data protocol version")
+            channel.close()
+            return None
+        sock.settimeout(None)
+        return channel, Login(frame.header.arg0, frame.header.arg1)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def token_checker(expected: bytes) -> Callable[[bytes], bool]:
+    """An ``authorize`` callback for a single one-time token."""
+    used = []
+
+    def authorize(token: bytes) -> bool:
+        if used or not hmac.compare_digest(token, expected):
+            return False
+        used.append(True)
+        return True
+
+    return authorize
