@@ -1,0 +1,100 @@
+"""``ldmx-agent``: the daemon, and its user administration sub-commands.
+
+    ldmx-agent [--state-dir DIR] [--host-name NAME] [--listen ADDR:PORT] [--socket PATH]
+               [--migration-listen ADDR:PORT] [--platform FILE] [--config FILE]
+    ldmx-agent [--state-dir DIR] user add NAME --role management|review --password-stdin
+    ldmx-agent [--state-dir DIR] user remove NAME
+    ldmx-agent [--state-dir DIR] user list
+
+The daemon runs in the foreground, logs to stderr, prints one ready line when it accepts
+connections, and exits cleanly on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from agent import config as configmod
+from agent.auth.users import ROLES, UserError, UsersFile
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ldmx-agent", description="The ldmx agent (Logical Domains Manager XML interface).")
+    p.add_argument("--state-dir", help="state directory (default: $LDMX_STATE_DIR or the XDG state dir)")
+    p.add_argument("--host-name", help="server name announced on the stream (default: the host's name)")
+    p.add_argument("--listen", help="TCP endpoint for the XML interface (default 127.0.0.1:6482; port 0 picks one)")
+    p.add_argument("--socket", help="Unix socket path (default <state-dir>/ldmx.sock)")
+    p.add_argument("--migration-listen", help="migration data endpoint (default 127.0.0.1:8101)")
+    p.add_argument("--platform", help="platform description (TOML; default: the embedded platform)")
+    p.add_argument("--config", help="configuration file (TOML)")
+    sub = p.add_subparsers(dest="command")
+    user = sub.add_parser("user", help="manage the users allowed to log in with SASL PLAIN")
+    usub = user.add_subparsers(dest="user_command", required=True)
+    add = usub.add_parser("add", help="add or replace a user")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=sorted(ROLES))
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from standard input (else prompt on the terminal)")
+    rm = usub.add_parser("remove", help="remove a user")
+    rm.add_argument("name")
+    usub.add_parser("list", help="list users and roles")
+    return p
+
+
+def load_config(args: argparse.Namespace) -> configmod.AgentConfig:
+    return configmod.load(
+        Path(args.config) if args.config else None,
+        state_dir=args.state_dir, host_name=args.host_name, listen=args.listen,
+        socket_path=args.socket, migration_listen=args.migration_listen, platform=args.platform)
+
+
+def user_command(cfg: configmod.AgentConfig, args: argparse.Namespace) -> int:
+    users = UsersFile(cfg.state_dir)
+    if args.user_command == "list":
+        for user in sorted(users.users().values(), key=lambda u: u.name):
+            print(f"{user.name} {user.role}")
+        return 0
+    if args.user_command == "remove":
+        users.remove(args.name)
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"Password for {args.name}: ")
+        if getpass.getpass("Again: ") != password:
+            raise UserError("the passwords do not match")
+    ensure_state_dir(cfg.state_dir)
+    users.add(args.name, args.role, password)
+    return 0
+
+
+def ensure_state_dir(path: Path) -> None:
+    """Create the state directory (mode 0700) or fail with a clear message."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise configmod.ConfigError(f"cannot create state directory {path}: {e.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise configmod.ConfigError(f"state directory {path} is not writable")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args)
+        if args.command == "user":
+            return user_command(cfg, args)
+        ensure_state_dir(cfg.state_dir)
+        from agent.daemon import run  # Twisted is only imported for the daemon
+        return run(cfg)
+    except (configmod.ConfigError, UserError) as e:
+        print(f"ldmx-agent: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

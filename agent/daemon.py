@@ -1,0 +1,104 @@
+"""The running agent: wires configuration, state, the service and the front door to a reactor.
+
+This is the thin Twisted shell around the pure core: it opens the listening endpoints, prints
+the ready line, and shuts everything down cleanly on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from twisted.internet import protocol
+from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+
+from agent.auth.authenticator import Authenticator
+from agent.auth.users import UsersFile
+from agent.config import AgentConfig, ConfigError, format_endpoint
+from agent.service import LdmService
+
+log = Logger()
+
+
+class _MigrationPlaceholder(protocol.Protocol):
+    """The migration data port until the data plane is wired in: refuses every connection."""
+
+    def connectionMade(self) -> None:
+        log.info("migration data connection from {peer} refused: incoming migration is not available yet",
+                 peer=self.transport.getPeer())
+        self.transport.abortConnection()
+
+
+def _listen_tcp(reactor, factory, endpoint: tuple[str, int]):
+    host, port = endpoint
+    try:
+        return reactor.listenTCP(port, factory, interface=host)
+    except Exception as e:  # CannotListenError carries the reason
+        raise ConfigError(f"cannot listen on {format_endpoint(host, port)}: {e}") from None
+
+
+def build(cfg: AgentConfig, reactor):
+    """Create the agent's objects and listeners; return (service, factory, ports, ready line)."""
+    from agent.xmpp.server import FrontDoorConfig, build_factory
+    from agent.xmpp.tls import ensure_tls_files, load_tls_material
+
+    if cfg.tls_cert:
+        cert, key = cfg.tls_cert, cfg.tls_key
+    else:
+        cert, key = ensure_tls_files(cfg.state_dir, cfg.host_name)
+    tls = load_tls_material(cert, key)
+    users = UsersFile(cfg.state_dir)
+    authenticator = Authenticator(users, cfg.local_users, cfg.unknown_local_uid)
+    manager = open_manager(cfg)
+    service = LdmService(server_name=cfg.host_name, max_document_bytes=cfg.max_document_bytes,
+                         manager=manager)
+    front = FrontDoorConfig(max_document_bytes=cfg.max_document_bytes,
+                            negotiation_timeout=cfg.negotiation_timeout)
+    factory = build_factory(service, authenticator, tls, cfg.host_name, reactor=reactor, config=front)
+
+    tcp = _listen_tcp(reactor, factory, cfg.listen)
+    sock_path = cfg.socket
+    if sock_path.exists() or sock_path.is_symlink():
+        sock_path.unlink()  # a stale socket from a previous run
+    unix = reactor.listenUNIX(str(sock_path), factory, mode=0o666)
+    mig = _listen_tcp(reactor, protocol.Factory.forProtocol(_MigrationPlaceholder), cfg.migration_listen)
+    tcp_addr, mig_addr = tcp.getHost(), mig.getHost()
+    ready = (f"ldmx-agent ready listen={format_endpoint(tcp_addr.host, tcp_addr.port)} "
+             f"socket={sock_path} migration={format_endpoint(mig_addr.host, mig_addr.port)}")
+    return service, factory, [tcp, unix, mig], ready
+
+
+def open_manager(cfg: AgentConfig):
+    """The domain manager on its SQLite store (created with `primary` at first start)."""
+    from agent.ldm.setup import open_manager as _open
+
+    return _open(cfg.database, cfg.platform)
+
+
+def run(cfg: AgentConfig) -> int:
+    """Run the agent until SIGTERM/SIGINT; return the process exit status."""
+    from twisted.internet import reactor
+
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    try:
+        service, factory, ports, ready = build(cfg, reactor)
+    except ConfigError as e:
+        print(f"ldmx-agent: {e}", file=sys.stderr)
+        return 2
+
+    def shutdown():
+        # Tell every session we are going away (system-shutdown), then stop listening.
+        closer = getattr(factory, "shutdown", None)
+        if closer is not None:
+            closer()
+        for port in ports:
+            port.stopListening()
+        try:
+            os.unlink(cfg.socket)
+        except OSError:
+            pass
+
+    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    reactor.callWhenRunning(lambda: print(ready, file=sys.stderr, flush=True))
+    reactor.run()
+    return 0
