@@ -114,3 +114,17 @@ def combined_flags(token: str, action: str) -> str:
 
 def flag_argument_missing(flag: str, action: str) -> str:
     return f'Invalid option "{flag}" for {action}: it needs an argument'
+
+
+# -- Item-level request rules (§2.6) --------------------------------------------------------
+
+def unknown_resource(rtype: str) -> str:
+    return f"Unknown resource type {rtype}"
+
+
+def duplicate_property(key: str, rtype: str) -> str:
+    return f"Property {key} is given more than once for resource {rtype}"
+
+
+def property_not_for_action(key: str, rtype: str, action: str) -> str:
+    return f"Property {key} of resource {rtype} is not valid for {action}"
