@@ -134,3 +134,13 @@ def test_document_failure_runs_no_command():
     resp = execute(Request("1.3", [cmd("reg-domain-events"), cmd("nope")]), Ctx(), HANDLERS)
     assert [c.ok for c in resp.commands] == [True, False]
     assert not resp.ok
+
+
+def test_data_plane_channel_actions_fail_per_object_after_authorization():
+    """C148: vdpcs/vdpcc fail at object level with the fixed text, after the auth check."""
+    for name in ("add-vdpcs", "remove-vdpcs", "add-vdpcc", "remove-vdpcc"):
+        c = Command(action=name, data=[Data(), Data()])
+        result = run(c)
+        assert result.error is None and not result.ok
+        assert [o.messages for o in result.objects] == [[f"{name}: not supported on this platform"]] * 2
+        assert run(c, authz=READ).error == messages.not_authorized(name, "write")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from agent.actions.handlers import registration
+from agent.actions.handlers import registration, unsupported
 from agent.actions.table import ACTIONS
 
 HANDLERS = {}
-for _module in (registration,):
+for _module in (registration, unsupported):
     HANDLERS.update(_module.HANDLERS)
 
 _unknown = set(HANDLERS) - set(ACTIONS)
