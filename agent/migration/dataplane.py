@@ -1,0 +1,442 @@
+"""The live data plane: blocking source and target engines over a ``DataChannel``.
+
+``run_source`` copies a running guest's RAM (pre-copy rounds, then stop-and-copy) and
+``run_target`` applies the frames to the receiving guest's RAM and reports ready once
+every frame checked out and every page is accounted for. Both run in a data-plane thread
+(see ``datathread``) or directly, in benchmarks. Decisions come from
+``precopy.Convergence``; the engines only move bytes and read the injected clock.
+
+Failure contract: until the end frame is acknowledged, any failure (local or remote) on
+the source leaves the source guest running and unthrottled; the target guest is never
+resumed here.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent.migration import frames, pagescan, precopy
+from agent.migration.channel import ChannelError, DataChannel, Login
+from agent.migration.stats import MigrationStatistics, StatsRecorder
+
+COMPRESSION_NONE = "none"
+COMPRESSION_ZSTD = "zstd"
+
+FINISH = "finish"  # switch over at the next opportunity, whatever the budget says
+ABORT = "abort"  # stop copying and give the guest back
+
+
+class StopSignal:
+    """The two-valued stop signal of a running transfer: ``finish`` or ``abort``."""
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+        self._lock = threading.Lock()
+
+    def finish(self) -> None:
+        with self._lock:
+            if self.value is None:
+                self.value = FINISH
+
+    def abort(self) -> None:
+        with self._lock:
+            self.value = ABORT  # an abort overrides an earlier finish
+
+
+class TransferAborted(Exception):
+    """The transfer stopped before the end frame: on request, by policy, or by the peer."""
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    """Per-migration choices of the source."""
+
+    precopy: precopy.PrecopyConfig = field(default_factory=precopy.PrecopyConfig)
+    compression: str = COMPRESSION_NONE
+    max_run_pages: int = 64  # pages per PAGES frame (spec §10.1)
+    ack_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """How a source transfer ended."""
+
+    ok: bool
+    switchover: str | None  # budget, empty or forced when ok
+    error: str | None
+    statistics: MigrationStatistics
+    paused_at: float | None  # clock reading at the suspend; the guest stays paused when ok
+
+
+class _Compressor:
+    """zstd per PAGES payload, keeping the raw form when compression does not pay."""
+
+    def __init__(self, method: str) -> None:
+        if method not in (COMPRESSION_NONE, COMPRESSION_ZSTD):
+            raise ValueError(f"unknown compression method {method!r}")
+        self.method = method
+        self._zstd = None
+        if method == COMPRESSION_ZSTD:
+            import zstandard
+
+            self._zstd = zstandard.ZstdCompressor(level=1)
+
+    def pack(self, view: memoryview) -> tuple[bytes | memoryview, int]:
+        if self._zstd is None:
+            return view, 0
+        packed = self._zstd.compress(view)
+        if len(packed) >= view.nbytes:
+            return view, 0
+        return packed, frames.FLAG_ZSTD
+
+
+class SourceEngine:
+    """Copies one guest to the target over an open channel (call ``run`` once)."""
+
+    def __init__(
+        self,
+        hypervisor,
+        name: str,
+        channel: DataChannel,
+        options: TransferOptions | None = None,
+        stop: StopSignal | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_round: Callable[[MigrationStatistics], None] | None = None,
+    ) -> None:
+        self.hv = hypervisor
+        self.name = name
+        self.channel = channel
+        self.options = options or TransferOptions()
+        self.stop = stop or StopSignal()
+        self.clock = clock
+        self.on_round = on_round
+        self.page_size = hypervisor.page_size
+        self.ram = hypervisor.map_ram(name)
+        self.page_count = self.ram.nbytes // self.page_size
+        self.scanner = pagescan.ZeroScanner(self.ram, self.page_size, self.options.max_run_pages)
+        self.compressor = _Compressor(self.options.compression)
+        state_bytes = len(hypervisor.get_vcpu_state(name))
+        self.stats = StatsRecorder(
+            "source",
+            self.ram.nbytes,
+            self.page_size,
+            state_bytes,
+            self.options.precopy.downtime_budget_ms,
+            self.options.compression,
+            clock,
+        )
+        self.convergence = precopy.Convergence(
+            self.options.precopy, self.page_size, self.ram.nbytes, state_bytes, clock()
+        )
+        self._frames_sent = 1  # the HELLO
+        self._paused_at: float | None = None
+        self._throttle = 0
+
+    def statistics(self) -> MigrationStatistics:
+        return self.stats.snapshot()
+
+    def run(self) -> TransferResult:
+        """Pre-copy, stop-and-copy, end frame; wait for the target's READY."""
+        try:
+            switchover = self._precopy()
+            self._stop_and_copy(switchover)
+        except Exception as error:  # every failure gives the guest back, then reports
+            return self._fail(error)
+        self.stats.update(status="done", switchover=switchover)
+        return TransferResult(True, switchover, None, self.stats.snapshot(), self._paused_at)
+
+    def _precopy(self) -> str:
+        self.hv.get_and_clear_dirty(self.name)  # round 0 must see every write after it
+        runs = [(0, self.page_count)]
+        round_number = 0
+        while True:
+            started = self.clock()
+            payload, raw, handled = self._send_runs(runs)
+            runs = pagescan.dirty_runs(self.hv.get_and_clear_dirty(self.name), self.page_count)
+            dirty = pagescan.run_pages(runs)
+            self._round_end(round_number, dirty)
+            report = precopy.RoundReport(
+                round_number, started, self.clock(), payload, raw, handled, dirty
+            )
+            decision = self.convergence.round_finished(report)
+            self.stats.round_end(
+                round_number,
+                dirty,
+                dirty_rate=decision.dirty_rate,
+                throughput=decision.bandwidth,
+                expected_downtime_ms=decision.expected_downtime_ms,
+                throttle=self._throttle,
+            )
+            if self.on_round is not None:
+                self.on_round(self.stats.snapshot())
+            if self.stop.value == ABORT:
+                raise TransferAborted("the migration was cancelled")
+            if decision.action == precopy.SWITCH:
+                return decision.reason
+            if self.stop.value == FINISH:
+                return precopy.SWITCH_FORCED
+            if decision.action == precopy.ABORT:
+                raise TransferAborted(precopy.non_convergence_message(self.name, decision.reason))
+            if decision.throttle != self._throttle:
+                self.hv.throttle(self.name, decision.throttle)
+                self._throttle = decision.throttle
+                self.stats.update(throttle=decision.throttle)
+            round_number += 1
+
+    def _send_runs(self, runs: list[tuple[int, int]]) -> tuple[int, int, int]:
+        """Send every page of ``runs``; return (payload bytes, raw data bytes, pages)."""
+        ps = self.page_size
+        ram = self.ram
+        send = self.channel.send
+        pack = self.compressor.pack
+        stop = self.stop
+        stats = self.stats
+        payload_total = raw_total = handled = 0
+        for first, count in runs:
+            for is_zero, start, length in self.scanner.pieces(first, count):
+                if stop.value == ABORT:
+                    raise TransferAborted("the migration was cancelled")
+                if is_zero:
+                    send(frames.ZERO, start, length)
+                    stats.pages(True, length, 0)
+                else:
+                    payload, flags = pack(ram[start * ps : (start + length) * ps])
+                    size = send(frames.PAGES, start, length, payload, flags)
+                    stats.pages(False, length, size)
+                    payload_total += size
+                    raw_total += length * ps
+                self._frames_sent += 1
+                handled += length
+        return payload_total, raw_total, handled
+
+    def _round_end(self, round_number: int, dirty: int) -> None:
+        snapshot = json.dumps(self.stats.snapshot().as_dict()).encode()
+        self.channel.send(frames.ROUND_END, round_number, self._frames_sent, snapshot)
+        self._frames_sent += 1
+        # The acknowledgement closes the round: the bandwidth then counts delivered bytes.
+        reply = self._expect(frames.ACK)
+        if reply.header.arg0 != round_number:
+            raise ChannelError(f"target acknowledged round {reply.header.arg0}, not {round_number}")
+
+    def _expect(self, kind: int) -> frames.Frame:
+        frame = self.channel.read_frame()
+        if frame.header.kind == frames.ERROR:
+            raise TransferAborted("target reported: " + frame.payload.decode("utf-8", "replace"))
+        if frame.header.kind != kind:
+            raise frames.FrameError(f"expected {frames.KIND_NAMES[kind]}, got {frame.header.name}")
+        return frame
+
+    def _stop_and_copy(self, switchover: str) -> None:
+        self.hv.pause(self.name)
+        self._paused_at = self.clock()
+        if self._throttle:
+            self.hv.throttle(self.name, 0)  # the throttle ends with the suspend (§10.6)
+            self._throttle = 0
+        runs = pagescan.dirty_runs(self.hv.get_and_clear_dirty(self.name), self.page_count)
+        self._send_runs(runs)
+        blob = self.hv.get_vcpu_state(self.name)
+        self.channel.send(frames.VCPU, len(blob), 0, blob)
+        self.stats.state(len(blob))
+        self._frames_sent += 1
+        self.stats.update(switchover=switchover)
+        snap = self.stats.snapshot()
+        totals = {"transferred": snap.transferred, "switchover": switchover}
+        self.channel.send(frames.EOS, self._frames_sent, self.page_count, json.dumps(totals).encode())
+        self._frames_sent += 1
+        self._expect(frames.READY)
+
+    def _fail(self, error: Exception) -> TransferResult:
+        message = str(error) or type(error).__name__
+        try:
+            self.channel.send(frames.ERROR, payload=message.encode("utf-8")[:4096])
+        except Exception:
+            pass  # best effort: the channel may be the thing that broke
+        self.channel.close()
+        if self._throttle:
+            self.hv.throttle(self.name, 0)
+        if self._paused_at is not None:
+            self.hv.resume(self.name)
+        self.stats.update(status="failed", error=message)
+        return TransferResult(False, None, message, self.stats.snapshot(), None)
+
+
+@dataclass(frozen=True)
+class ReceiveResult:
+    """How a target transfer ended; on success the vCPU state is loaded, the guest not run."""
+
+    ok: bool
+    error: str | None
+    statistics: MigrationStatistics
+    frames: int
+    rounds: int
+    vcpu_state: bytes | None
+    switchover: str | None = None
+
+
+class TargetEngine:
+    """Applies one incoming transfer to the receiving guest's RAM (call ``run`` once).
+
+    The receiving guest's memory must be all zero beforehand (phase 2 zero-fills it), so
+    round-0 ZERO runs need no writes.
+    """
+
+    def __init__(
+        self,
+        hypervisor,
+        name: str,
+        channel: DataChannel,
+        login: Login,
+        clock: Callable[[], float] = time.monotonic,
+        load_vcpu: bool = True,
+    ) -> None:
+        self.hv = hypervisor
+        self.name = name
+        self.channel = channel
+        self.login = login
+        self.load_vcpu = load_vcpu
+        self.page_size = hypervisor.page_size
+        self.ram = hypervisor.map_ram(name, writable=True)
+        self.page_count = self.ram.nbytes // self.page_size
+        self.stats = StatsRecorder("target", self.ram.nbytes, self.page_size, 0, 0.0, "none", clock)
+        self._seen = bytearray(self.page_count)  # 1 once a page has been accounted for
+        self._ones = memoryview(b"\x01" * self.page_count)
+        self._zeros = bytes(self.page_size * 64)
+        self._frames = 1  # the HELLO
+        self._round = 0
+        self._vcpu: bytes | None = None
+        self._decompressor = None
+
+    def statistics(self) -> MigrationStatistics:
+        return self.stats.snapshot()
+
+    def run(self) -> ReceiveResult:
+        try:
+            if self.login.page_count != self.page_count:
+                raise frames.FrameError(
+                    f"source guest has {self.login.page_count} pages, target {self.page_count}"
+                )
+            switchover = self._receive()
+        except Exception as error:
+            message = str(error) or type(error).__name__
+            try:
+                self.channel.send(frames.ERROR, payload=message.encode("utf-8")[:4096])
+            except Exception:
+                pass
+            self.channel.close()
+            self.stats.update(status="failed", error=message)
+            return ReceiveResult(False, message, self.stats.snapshot(), self._frames, self._round, None)
+        self.stats.update(status="done", switchover=switchover)
+        return ReceiveResult(
+            True, None, self.stats.snapshot(), self._frames, self._round, self._vcpu, switchover
+        )
+
+    def _receive(self) -> str:
+        channel = self.channel
+        while True:
+            header, raw = channel.read_header()
+            kind = header.kind
+            if kind == frames.PAGES:
+                self._pages(header, raw)
+            elif kind == frames.ZERO:
+                self._zero(header, raw)
+            elif kind == frames.ROUND_END:
+                self._round_end(header, raw)
+            elif kind == frames.VCPU:
+                self._vcpu = self._small_payload(header, raw)
+                self.stats.state(len(self._vcpu))
+            elif kind == frames.EOS:
+                return self._end(header, raw)
+            elif kind == frames.ERROR:
+                reason = self._small_payload(header, raw).decode("utf-8", "replace")
+                raise TransferAborted("source aborted the transfer: " + reason)
+            else:
+                raise frames.FrameError(f"unexpected {header.name} frame from the source")
+            self._frames += 1
+
+    def _span(self, header: frames.Header) -> tuple[int, int]:
+        first, count = header.arg0, header.arg1
+        if count <= 0 or first + count > self.page_count:
+            raise frames.FrameError(f"{header.name} frame pages {first}+{count} out of range")
+        return first, count
+
+    def _pages(self, header: frames.Header, raw: bytes) -> None:
+        first, count = self._span(header)
+        ps = self.page_size
+        view = self.ram[first * ps : (first + count) * ps]
+        if header.compressed:
+            packed = self._small_payload(header, raw, limit=frames.MAX_PAYLOAD)
+            if self._decompressor is None:
+                import zstandard
+
+                self._decompressor = zstandard.ZstdDecompressor()
+            try:
+                data = self._decompressor.decompress(packed, max_output_size=view.nbytes)
+            except Exception as error:
+                raise frames.FrameError(f"undecodable compressed pages at {first}: {error}") from None
+            if len(data) != view.nbytes:
+                raise frames.FrameError(f"compressed pages at {first} have the wrong size")
+            view[:] = data
+        else:
+            if header.length != view.nbytes:
+                raise frames.FrameError(f"PAGES frame at {first} has {header.length} bytes")
+            # Straight into guest RAM: the guest does not run until READY, and a bad
+            # checksum fails the whole transfer.
+            self.channel.read_into(view)
+            frames.check_payload(raw, header, view)
+        self._seen[first : first + count] = self._ones[:count]
+        self.stats.pages(False, count, header.length)
+
+    def _zero(self, header: frames.Header, raw: bytes) -> None:
+        first, count = self._span(header)
+        frames.check_payload(raw, header, b"")
+        if self._round > 0:  # round 0 lands on zero-filled memory: nothing to clear
+            ps = self.page_size
+            zeros = self._zeros
+            for start in range(first * ps, (first + count) * ps, len(zeros)):
+                end = min(start + len(zeros), (first + count) * ps)
+                self.ram[start:end] = zeros[: end - start]
+        self._seen[first : first + count] = self._ones[:count]
+        self.stats.pages(True, count, 0)
+
+    def _round_end(self, header: frames.Header, raw: bytes) -> None:
+        payload = self._small_payload(header, raw)
+        if header.arg0 != self._round:
+            raise frames.FrameError(f"round marker {header.arg0} arrived in round {self._round}")
+        if header.arg1 != self._frames:
+            raise frames.FrameError(
+                f"round {header.arg0}: source sent {header.arg1} frames, target got {self._frames}"
+            )
+        source = json.loads(payload)
+        self.stats.round_end(self._round, 0, expected_downtime_ms=source.get("expected-downtime"))
+        self.channel.send(frames.ACK, self._round, self.stats.snapshot().transferred)
+        self._round += 1
+
+    def _end(self, header: frames.Header, raw: bytes) -> str:
+        totals = json.loads(self._small_payload(header, raw))
+        if header.arg0 != self._frames:
+            raise frames.FrameError(
+                f"end of stream: source sent {header.arg0} frames, target got {self._frames}"
+            )
+        missing = self._seen.count(0)
+        if missing:
+            raise frames.FrameError(f"{missing} pages were never sent")
+        if self._vcpu is None:
+            raise frames.FrameError("the vCPU state never arrived")
+        if self.load_vcpu:
+            self.hv.set_vcpu_state(self.name, self._vcpu)
+        self._frames += 1
+        self.channel.send(frames.READY, self._frames, self.page_count)
+        return totals.get("switchover", "")
+
+    def _small_payload(self, header: frames.Header, raw: bytes, limit: int = 1 << 20) -> bytes:
+        if header.length > limit:
+            raise frames.FrameError(f"{header.name} payload too large ({header.length} bytes)")
+        buffer = bytearray(header.length)
+        if header.length:
+            self.channel.read_into(memoryview(buffer))
+        frames.check_payload(raw, header, buffer)
+        return bytes(buffer)
