@@ -1,0 +1,322 @@
+"""The manager's backbone: state, loading, factory default, transactions, allocation.
+
+Every mutating call runs inside :meth:`ManagerCore.transaction`: domains are copied the
+first time a call touches them, so a call that raises leaves the state exactly as it was;
+a call that returns has had its rows committed to the store first.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from random import Random
+from typing import Iterator
+
+from agent.ldm import alloc
+from agent.ldm.errors import LdmError
+from agent.ldm.model import (
+    ACTIVE,
+    CONTROL_DOMAIN,
+    FACTORY_DEFAULT,
+    Binding,
+    Domain,
+    Meta,
+    Resources,
+    SpConfig,
+    Vcc,
+    Vds,
+    Vsw,
+)
+from agent.ldm.platform import Platform, platform_from_doc
+from agent.ldm.ports import Clock, GuestPort, RowKey, StatePort
+from agent.ldm.serial import domain_from_row, domain_to_row, meta_from_row, meta_to_row
+
+PLATFORM_ROW: RowKey = ("platform", "host")
+META_ROW: RowKey = ("meta", "host")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
+
+
+@dataclass
+class _Txn:
+    """Snapshots taken by the running transaction (None = the domain did not exist)."""
+
+    domains: dict[str, Domain | None] = field(default_factory=dict)
+    meta: Meta | None = None
+
+
+class ManagerCore:
+    """State, persistence and allocation shared by the action families."""
+
+    def __init__(self, platform: Platform, store: StatePort, guests: GuestPort,
+                 clock: Clock, rng: Random) -> None:
+        self.store = store
+        self.guests = guests
+        self.clock = clock
+        self.rng = rng
+        self.domains: dict[str, Domain] = {}
+        self.meta = Meta()
+        self._txn: _Txn | None = None
+        rows = store.load()
+        if rows:
+            self._load(rows)
+        else:
+            self.platform = platform
+            self._factory_default()
+
+    # -- loading and the factory default ------------------------------------------------
+
+    def _load(self, rows: dict[RowKey, dict]) -> None:
+        # The stored platform wins: bindings refer to its strand ids and addresses.
+        self.platform = platform_from_doc(rows[PLATFORM_ROW])
+        self.meta = meta_from_row(rows[META_ROW])
+        for (kind, _), row in rows.items():
+            if kind == "domain":
+                dom = domain_from_row(row)
+                self.domains[dom.name] = dom
+
+    def _factory_default(self) -> None:
+        plat = self.platform
+        memory = sum(r.size for r in plat.usable_memory())
+        res = Resources(
+            vcpus=len(plat.usable_strands()),
+            mau=len(plat.crypto_units()),
+            memory=memory,
+            io=[d.name for d in plat.io],
+        )
+        primary = Domain(
+            name=CONTROL_DOMAIN,
+            uuid=self._new_uuid(),
+            mac=plat.mac_address,
+            hostid=plat.hostid,
+            state=ACTIVE,
+            resources=res,
+            started_at=self.clock(),
+        )
+        primary.binding = Binding(
+            strands=plat.usable_strands(),
+            mau=plat.crypto_units(),
+            memory=alloc.pick_memory(plat, [], [], memory, "domain primary"),
+        )
+        self.domains[CONTROL_DOMAIN] = primary
+        self.meta = Meta(
+            spconfigs={FACTORY_DEFAULT: SpConfig(FACTORY_DEFAULT, 0, None)},
+            iov={d.name: False for d in plat.io if d.type == "bus"},
+        )
+        self.store.commit(
+            {
+                PLATFORM_ROW: plat.raw,
+                META_ROW: meta_to_row(self.meta),
+                ("domain", CONTROL_DOMAIN): domain_to_row(primary),
+            },
+            [],
+        )
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group calls: all are committed together at the end, or none if one raises."""
+        if self._txn is not None:
+            yield
+            return
+        self._txn = _Txn()
+        try:
+            yield
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            self._txn = None
+
+    def _commit(self) -> None:
+        txn = self._txn
+        assert txn is not None
+        if not txn.domains and txn.meta is None:
+            return
+        meta = self._edit_meta()
+        meta.serial += 1
+        # The SP keeps an autosave copy of the configuration in use, updated on each change.
+        current = meta.spconfigs.get(meta.current_config)
+        if current is not None and current.name != FACTORY_DEFAULT:
+            current.autosave_serial = meta.serial
+        upserts: dict[RowKey, dict] = {META_ROW: meta_to_row(meta)}
+        deletes: list[RowKey] = []
+        for name in txn.domains:
+            if name in self.domains:
+                upserts[("domain", name)] = domain_to_row(self.domains[name])
+            else:
+                deletes.append(("domain", name))
+        try:
+            self.store.commit(upserts, deletes)
+        except Exception as exc:
+            raise LdmError(f"Could not save the domain configuration: {exc}") from exc
+
+    def _rollback(self) -> None:
+        txn = self._txn
+        assert txn is not None
+        for name, snap in txn.domains.items():
+            if snap is None:
+                self.domains.pop(name, None)
+            else:
+                self.domains[name] = snap
+        if txn.meta is not None:
+            self.meta = txn.meta
+
+    def _edit(self, name: str) -> Domain:
+        """The domain, snapshotted for rollback; only inside a transaction."""
+        txn = self._txn
+        assert txn is not None, "mutation outside a transaction"
+        dom = self._get(name)
+        if name not in txn.domains:
+            txn.domains[name] = copy.deepcopy(dom)
+        return dom
+
+    def _insert(self, dom: Domain) -> None:
+        txn = self._txn
+        assert txn is not None, "mutation outside a transaction"
+        txn.domains.setdefault(dom.name, copy.deepcopy(self.domains.get(dom.name)))
+        self.domains[dom.name] = dom
+
+    def _delete(self, name: str) -> None:
+        self._edit(name)
+        del self.domains[name]
+
+    def _edit_meta(self) -> Meta:
+        txn = self._txn
+        assert txn is not None, "mutation outside a transaction"
+        if txn.meta is None:
+            txn.meta = copy.deepcopy(self.meta)
+        return self.meta
+
+    # -- lookups ------------------------------------------------------------------------
+
+    def _get(self, name: str) -> Domain:
+        dom = self.domains.get(name)
+        if dom is None:
+            raise LdmError(f"Domain {name} does not exist")
+        return dom
+
+    @staticmethod
+    def _check_name(name: str, what: str = "domain") -> None:
+        if not _NAME.match(name):
+            raise LdmError(
+                f"Invalid {what} name \"{name}\": use 1 to 64 letters, digits, '-', '_' or "
+                f"'.', starting with a letter"
+            )
+
+    def _find_service(self, name: str) -> tuple[Domain, Vcc | Vds | Vsw] | None:
+        for dom in self.domains.values():
+            for table in (dom.vccs, dom.vdss, dom.vsws):
+                if name in table:
+                    return dom, table[name]
+        return None
+
+    def _vcc(self, name: str) -> tuple[Domain, Vcc]:
+        found = self._find_service(name)
+        if found is None or not isinstance(found[1], Vcc):
+            raise LdmError(f"Virtual console concentrator {name} does not exist")
+        return found  # type: ignore[return-value]
+
+    def _vds(self, name: str) -> tuple[Domain, Vds]:
+        found = self._find_service(name)
+        if found is None or not isinstance(found[1], Vds):
+            raise LdmError(f"Virtual disk server {name} does not exist")
+        return found  # type: ignore[return-value]
+
+    def _vsw(self, name: str) -> tuple[Domain, Vsw]:
+        found = self._find_service(name)
+        if found is None or not isinstance(found[1], Vsw):
+            raise LdmError(f"Virtual switch {name} does not exist")
+        return found  # type: ignore[return-value]
+
+    # -- identities ---------------------------------------------------------------------
+
+    def _new_uuid(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def _all_macs(self) -> set[str]:
+        macs = set()
+        for dom in self.domains.values():
+            macs.add(dom.mac)
+            macs.update(v.mac for v in dom.vnets.values())
+            macs.update(s.mac for s in dom.vsws.values())
+        return macs
+
+    def _new_mac(self, taken: set[str] | None = None) -> str:
+        """A free address in the range the product assigns automatically (00:14:4f:f8-fb)."""
+        used = self._all_macs() | (taken or set())
+        for _ in range(1000):
+            low = 0xF80000 + self.rng.randrange(0x40000)
+            mac = "00:14:4f:" + ":".join(f"{(low >> s) & 0xFF:02x}" for s in (16, 8, 0))
+            if mac not in used:
+                return mac
+        raise LdmError("Could not allocate a MAC address: the automatic range is exhausted")
+
+    def _new_hostid(self, mac: str) -> str:
+        # The product derives a guest's host ID from its MAC address: 0x84 + low 24 bits.
+        used = {d.hostid for d in self.domains.values()}
+        hostid = "84" + mac.replace(":", "")[-6:]
+        while hostid in used:
+            hostid = f"84{self.rng.randrange(1 << 24):06x}"
+        return hostid
+
+    # -- allocation ---------------------------------------------------------------------
+
+    def _usage(self, exclude: str) -> alloc.Usage:
+        usage = alloc.Usage()
+        for dom in self.domains.values():
+            if dom.name == exclude or dom.binding is None:
+                continue
+            usage.strands.update(dom.binding.strands)
+            usage.mau.update(dom.binding.mau)
+            usage.memory.extend(dom.binding.memory)
+            if dom.binding.console_port is not None:
+                key = (dom.binding.console_service or "", dom.binding.console_port)
+                usage.ports[key] = self._group(dom)
+        return usage
+
+    @staticmethod
+    def _group(dom: Domain) -> str:
+        return dom.console.group or dom.name
+
+    def _allocate(self, dom: Domain, res: Resources, keep: Binding | None) -> Binding:
+        """A binding of ``res`` for ``dom`` that keeps as much of ``keep`` as possible."""
+        plat = self.platform
+        usage = self._usage(dom.name)
+        keep = keep or Binding()
+        who = f"domain {dom.name}"
+        if res.wcore:
+            strands = alloc.pick_cores(plat, usage.strands, keep.strands, res.wcore, who)
+        else:
+            strands = alloc.pick_strands(plat, usage.strands, keep.strands, res.vcpus, who)
+        mau = alloc.pick_mau(plat, usage.mau, keep.mau, res.mau, strands, who)
+        memory = alloc.pick_memory(plat, usage.memory, keep.memory, res.memory, who)
+        service, port = self._console_binding(dom, usage, keep)
+        return Binding(strands, mau, memory, port, service)
+
+    def _console_binding(self, dom: Domain, usage: alloc.Usage,
+                         keep: Binding) -> tuple[str | None, int | None]:
+        if dom.is_control:
+            return None, None  # the control domain's console is the UART
+        service = dom.console.service
+        if service is None:
+            names = sorted(n for d in self.domains.values() for n in d.vccs)
+            if not names:
+                return None, None  # no concentrator on the host: bound without a console
+            service = names[0]
+        found = self._find_service(service)
+        if found is None or not isinstance(found[1], Vcc):
+            raise LdmError(
+                f"Could not bind domain {dom.name}: console concentrator {service} does not exist"
+            )
+        vcc = found[1]
+        wanted = dom.console.port
+        if wanted is None and keep.console_service == service:
+            wanted = keep.console_port
+        port = alloc.pick_port(service, vcc.min_port, vcc.max_port, self._group(dom),
+                               usage.ports, wanted, f"domain {dom.name}")
+        return service, port

@@ -1,0 +1,17 @@
+"""The Logical Domains Manager: one object with a method per action family.
+
+Construct it with a platform, a store, a guest port, a clock and an RNG. On an empty store
+it starts from the factory default (the control domain ``primary`` owns everything and no
+service exists); otherwise it loads the stored state. Every mutating method either raises
+:class:`~agent.ldm.errors.LdmError` having changed nothing, or commits and returns an
+:class:`~agent.ldm.events.Outcome` with its events and warning/notice lines.
+"""
+
+from __future__ import annotations
+
+from agent.ldm.quantities import Quantities
+from agent.ldm.queries import Queries
+
+
+class Manager(Quantities, Queries):
+    """The pure core behind the XML actions."""
