@@ -3,6 +3,16 @@
 Deliberately narrow: the layers above (manager, migration) use only what is here, so a
 second implementation can follow without touching them. Page size defaults to 8 KiB, the
 sun4v base page.
+
+Life of a guest: ``create`` reserves its memory (all zero) and leaves it ``stopped``;
+``start`` runs it (``paused=True`` starts it with its vCPUs held, which is how a migration
+target waits for the final copy); ``pause``/``resume`` hold and release its vCPUs exactly;
+``stop`` ends it with its memory kept; ``destroy`` removes everything. A guest whose process
+vanished without being told to stop is ``dead``; ``poll_dead`` reports each such guest once.
+
+Migration target flow: ``create`` → ``start(paused=True)`` → ``map_ram(writable=True)`` and
+fill → ``set_vcpu_state`` → ``resume``. ``set_vcpu_state`` also works on a stopped guest,
+in which case the blob is applied at the next ``start``.
 """
 
 from __future__ import annotations
@@ -18,6 +28,12 @@ PAUSED = "paused"
 STOPPED = "stopped"
 DEAD = "dead"  # the guest process vanished without being told to stop
 
+WORKLOADS = ("idle", "web", "db", "stream", "diabolical")
+
+
+class HypervisorError(Exception):
+    """A hypervisor operation failed; the message is meant for an operator."""
+
 
 @dataclass(frozen=True)
 class GuestSpec:
@@ -26,13 +42,20 @@ class GuestSpec:
     name: str
     memory_bytes: int
     vcpus: int = 1
-    workload: str = "idle"  # idle, web, db, stream, diabolical
+    workload: str = "idle"  # one of WORKLOADS
     page_size: int = PAGE_SIZE
 
 
 @dataclass(frozen=True)
 class GuestStatus:
-    """A snapshot of a guest as the hypervisor sees it."""
+    """A snapshot of a guest as the hypervisor sees it.
+
+    ``longest_pause_ms`` is the longest gap the guest's own heartbeat saw between two
+    consecutive ticks, minus one heartbeat interval (spec/migration.md §10.8); it spans
+    pauses, throttling, injected stalls and a migration's switch-over, because the
+    heartbeat lives in guest memory and travels with it. ``corruption`` says what the
+    guest found wrong when ``corrupt`` is true.
+    """
 
     name: str
     state: str
@@ -41,6 +64,8 @@ class GuestStatus:
     pages_written: int
     corrupt: bool
     longest_pause_ms: float
+    corruption: str = ""
+    heartbeats: int = 0
 
 
 class Hypervisor(Protocol):
@@ -49,7 +74,7 @@ class Hypervisor(Protocol):
     page_size: int
 
     def create(self, spec: GuestSpec) -> None: ...
-    def start(self, name: str) -> None: ...
+    def start(self, name: str, paused: bool = False) -> None: ...
     def stop(self, name: str, force: bool = False) -> None: ...
     def pause(self, name: str) -> None: ...
     def resume(self, name: str) -> None: ...
@@ -59,6 +84,8 @@ class Hypervisor(Protocol):
     def get_and_clear_dirty(self, name: str) -> bytes: ...
     def get_vcpu_state(self, name: str) -> bytes: ...
     def set_vcpu_state(self, name: str, blob: bytes) -> None: ...
+    def verify(self, name: str) -> str | None: ...
     def destroy(self, name: str) -> None: ...
     def list(self) -> list[str]: ...
     def reattach(self) -> list[str]: ...
+    def poll_dead(self) -> list[str]: ...
