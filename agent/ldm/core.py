@@ -141,7 +141,8 @@ class ManagerCore:
         meta.serial += 1
         # The SP keeps an autosave copy of the configuration in use, updated on each change.
         current = meta.spconfigs.get(meta.current_config)
-        if current is not None and current.name != FACTORY_DEFAULT:
+        config_changed = bool(txn.domains) or (txn.meta is not None and txn.meta.iov != meta.iov)
+        if config_changed and current is not None and current.name != FACTORY_DEFAULT:
             current.autosave_serial = meta.serial
         upserts: dict[RowKey, dict] = {META_ROW: meta_to_row(meta)}
         deletes: list[RowKey] = []

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from agent.ldm.quantities import Quantities
 from agent.ldm.queries import Queries
+from agent.ldm.settings import Settings
+from agent.ldm.vio import VirtualIo
 
 
-class Manager(Quantities, Queries):
+class Manager(Quantities, VirtualIo, Settings, Queries):
     """The pure core behind the XML actions."""
