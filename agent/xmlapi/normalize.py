@@ -1,10 +1,11 @@
 """Canonical form of an incoming LDM document (spec ldm-xml §8.3, steps 1–10).
 
-:func:`normalize` rebuilds a parsed element (see :mod:`agent.xmlapi.parser`, which performs
-steps 1 and 2) as a new tree whose root carries exactly the six canonical namespace
-declarations of §0.4, in that order, so that the tree serialises with the canonical prefixes
-and ``getpath()`` yields the paths of §3.7. Rebuilding, rather than editing in place, is what
-lets every namespace style end up byte-identical (C180).
+:func:`normalize` edits a parsed element (see :mod:`agent.xmlapi.parser`, which performs
+steps 1 and 2) in place and moves its children up into the parser's wrapper element, which
+carries exactly the six canonical namespace declarations of §0.4, in that order, and becomes
+the canonical root; lxml then re-points every use of a
+known namespace to the canonical prefix, so the tree serialises with those prefixes and
+``getpath()`` yields the paths of §3.7. Every namespace style thus ends up byte-identical (C180).
 
 Choices beyond the letter of §8.3, all of which only affect documents that fail anyway:
 
@@ -12,8 +13,8 @@ Choices beyond the letter of §8.3, all of which only affect documents that fail
   unqualified ``LDM_interface``/``LDM_event``;
 * any element in ``jabber:client`` is placed in no namespace, not only the structural ones, so
   an unknown element is reported as ``.../Item/Size`` rather than under a generated prefix;
-* an element or attribute in a namespace outside §0.3 keeps its namespace and its original
-  prefix, declared on that element (the only case where a declaration appears below the root);
+* an element or attribute in a namespace outside §0.3 keeps its namespace and its prefix,
+  declared where the request declared it (the only declarations left below the root);
 * empty text is dropped, so ``<x></x>``, ``<x> </x>`` and ``<x/>`` all serialise as ``<x/>``;
 * on ``Content`` and ``Section``, ``xsi:type`` is written first and ``ovf:id`` second, so
   attribute order in the request does not matter.
@@ -21,6 +22,7 @@ Choices beyond the letter of §8.3, all of which only affect documents that fail
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -28,11 +30,11 @@ from lxml import etree
 from agent.xmlapi.model import RESOURCE_ALLOCATION, VIRTUAL_HARDWARE, VIRTUAL_SYSTEM
 from agent.xmlapi.parser import (
     BIND,
-    CANONICAL_NAMESPACES,
     GPROP,
     OVF,
     RASD,
     VSSD,
+    WRAPPER_TAG,
     XSI,
     parse_element,
 )
@@ -40,7 +42,6 @@ from agent.xmlapi.parser import (
 JABBER_CLIENT = "jabber:client"
 CIM_COMMON = "./schemas/common"
 
-CANONICAL_NSMAP: dict[str, str] = dict(CANONICAL_NAMESPACES)
 
 # §0.3: every accepted spelling of a known namespace, mapped to its canonical URI.
 ALIASES: dict[str, str] = {
@@ -69,9 +70,9 @@ _XSI_TYPE = f"{{{XSI}}}type"
 _OVF_ID = f"{{{OVF}}}id"
 _SCHEMA_LOCATIONS = frozenset({f"{{{XSI}}}schemaLocation", f"{{{XSI}}}noNamespaceSchemaLocation"})
 _TYPE_NAMES = {name.lower(): name for name in (VIRTUAL_SYSTEM, RESOURCE_ALLOCATION, VIRTUAL_HARDWARE)}
+_CANONICAL_TYPES = frozenset("ovf:" + name for name in _TYPE_NAMES.values())
 _DEFAULT_TYPE = {"Content": "ovf:" + VIRTUAL_SYSTEM, "Section": "ovf:" + VIRTUAL_HARDWARE}
 
-_CANONICAL_PREFIXES = frozenset(CANONICAL_NSMAP)
 _XML_WHITESPACE = " \t\r\n"
 
 
@@ -89,13 +90,30 @@ class Canonical:
 
 
 def normalize(source: etree._Element) -> Canonical:
-    """Return the canonical form of a parsed LDM document (comments and PIs already gone)."""
-    local = etree.QName(source).localname
-    tag = local if local in ROOT_NAMES else _element_tag(source)
-    root = etree.Element(tag, nsmap=CANONICAL_NSMAP)
+    """Return the canonical form of an element from :func:`agent.xmlapi.parser.parse_element`.
+
+    ``source`` is consumed: its descendants are edited in place and moved up into the
+    parser's wrapper, which becomes the canonical root.
+    """
+    root = source.getparent()
+    if root is None or root.tag != WRAPPER_TAG:
+        raise ValueError("normalize() takes an element returned by parser.parse_element()")
     conflicts: list[tuple[etree._Element, str, str]] = []
-    _copy_attributes(source, root, tag, conflicts)
-    _copy_content(source, root, tag, conflicts)
+    for element in source.iterdescendants():
+        _fix_element(element, conflicts)
+    local = source.tag.rpartition("}")[2]
+    root.tag = local if local in ROOT_NAMES else _canonical_tag(source.tag)
+    root.attrib.update(_canonical_attributes(source.attrib.items()))
+    root.text = _significant(source.text)
+    # Moving the children below the wrapper, which declares exactly the canonical namespaces,
+    # makes lxml drop every lower declaration of those URIs and re-point their users to the
+    # canonical prefixes.
+    root.extend(list(source))
+    root.remove(source)
+    for child in root:
+        # What is left below the root are declarations without users (aliases,
+        # jabber:client); declarations of foreign namespaces still in use stay.
+        etree.cleanup_namespaces(child)
     tree = root.getroottree()
     problems = [
         (f"{tree.getpath(element)}/@id", f'id "{plain}" differs from ovf:id "{qualified}"')
@@ -114,38 +132,71 @@ def serialize(root: etree._Element) -> bytes:
     return etree.tostring(root, encoding="UTF-8", xml_declaration=False)
 
 
-def _copy_content(source: etree._Element, target: etree._Element, tag: str, conflicts) -> None:
-    """Copy text and child elements of ``source`` below ``target`` (steps 3, 4, 8, 9)."""
-    if len(source):
-        target.text = _significant(source.text)
-        for child in source:
-            child_tag = _element_tag(child)
-            element = etree.SubElement(target, child_tag, nsmap=_own_declaration(child, child_tag))
-            _copy_attributes(child, element, child_tag, conflicts)
-            _copy_content(child, element, child_tag, conflicts)
-            element.tail = _significant(child.tail)
-    elif tag == "data":
-        return  # step 9: an empty data has no content at all
-    elif _is_trimmed(tag):
-        target.text = (source.text or "").strip(_XML_WHITESPACE) or None
+def _fix_element(element: etree._Element, conflicts) -> None:
+    """Steps 3–9 for one element below the root, in place (hot path: keep it lean)."""
+    tag = element.tag
+    if tag[0] == "{":
+        canonical = _canonical_tag(tag)
+        if canonical != tag:
+            element.tag = tag = canonical
+    if tag in _DEFAULT_TYPE:
+        items = element.items()
+        if not _already_typed(items, tag):
+            _rewrite_attributes(element, _typed(_canonical_attributes(items), tag, element, conflicts))
     else:
-        target.text = _significant(source.text)
+        items = element.items()
+        if items and _attributes_need_work(items):
+            _rewrite_attributes(element, _canonical_attributes(items))
+    # The parser already dropped whitespace between elements (remove_blank_text); what is
+    # left is leaf text, whitespace-only leaf content, and text in mixed content.
+    text = element.text
+    if text is not None:
+        stripped = text.strip(_XML_WHITESPACE)
+        if not stripped or (tag == "data" and not len(element)):
+            element.text = None  # step 8, and step 9 for an empty data
+        elif stripped != text and not len(element) and _is_trimmed(tag):
+            element.text = stripped
+    tail = element.tail
+    if tail is not None and not tail.strip(_XML_WHITESPACE):
+        element.tail = None
 
 
-def _copy_attributes(source: etree._Element, target: etree._Element, tag: str, conflicts) -> None:
-    """Copy attributes with canonical namespaces (steps 4–7)."""
+def _already_typed(items: list[tuple[str, str]], tag: str) -> bool:
+    """True for a Content or Section whose attributes are in canonical form already."""
+    if not items or items[0][0] != _XSI_TYPE or items[0][1] not in _CANONICAL_TYPES:
+        return False
+    if tag == "Section":
+        return len(items) == 1
+    return len(items) == 2 and items[1][0] == _OVF_ID
+
+
+def _attributes_need_work(items: list[tuple[str, str]]) -> bool:
+    for name, value in items:
+        if name[0] == "{":
+            return True
+        if name == "version" and value != value.strip(_XML_WHITESPACE):
+            return True
+    return False
+
+
+def _rewrite_attributes(element: etree._Element, attributes: dict[str, str]) -> None:
+    if list(attributes.items()) != element.items():
+        element.attrib.clear()
+        element.attrib.update(attributes)
+
+
+def _canonical_attributes(items: list[tuple[str, str]]) -> dict[str, str]:
+    """Attributes with canonical namespaces, trimmed versions, no schema locations."""
     attributes: dict[str, str] = {}
-    for name, value in source.attrib.items():
-        name = _attribute_name(name)
-        if name in _SCHEMA_LOCATIONS:
-            continue  # step 6
-        if name == "version":
+    for name, value in items:
+        if name[0] == "{":
+            name = _canonical_attribute_name(name)
+            if name in _SCHEMA_LOCATIONS:
+                continue  # step 6
+        elif name == "version":
             value = value.strip(_XML_WHITESPACE)
         attributes[name] = value
-    if tag in _DEFAULT_TYPE:
-        attributes = _typed(attributes, tag, target, conflicts)
-    for name, value in attributes.items():
-        target.set(name, value)
+    return attributes
 
 
 def _typed(attributes: dict[str, str], tag: str, target, conflicts) -> dict[str, str]:
@@ -171,11 +222,13 @@ def _canonical_type(value: str | None, tag: str) -> str:
     return "ovf:" + name if name else value  # an unknown type is kept and fails validation
 
 
-def _element_tag(element: etree._Element) -> str:
-    """The canonical Clark name of an element (steps 3 and 4)."""
-    qname = etree.QName(element)
-    uri, local = qname.namespace, qname.localname
-    if uri is None or uri == JABBER_CLIENT:
+@functools.lru_cache(maxsize=1024)
+def _canonical_tag(tag: str) -> str:
+    """The canonical Clark name for an element's Clark name (steps 3 and 4)."""
+    if tag[0] != "{":
+        return tag
+    uri, _, local = tag[1:].partition("}")
+    if uri == JABBER_CLIENT:
         return local
     uri = ALIASES.get(uri, uri)
     if uri == OVF and local in OVF_STRUCTURAL:
@@ -183,24 +236,10 @@ def _element_tag(element: etree._Element) -> str:
     return f"{{{uri}}}{local}"
 
 
-def _attribute_name(name: str) -> str:
-    if name[0] != "{":
-        return name
+@functools.lru_cache(maxsize=1024)
+def _canonical_attribute_name(name: str) -> str:
     uri, _, local = name[1:].partition("}")
     return f"{{{ALIASES.get(uri, uri)}}}{local}"
-
-
-def _own_declaration(source: etree._Element, tag: str) -> dict[str, str] | None:
-    """Keep the request's prefix for a namespace the canonical root does not declare."""
-    if tag[0] != "{":
-        return None
-    uri = tag[1:].partition("}")[0]
-    if uri in CANONICAL_NSMAP.values():
-        return None
-    prefix = source.prefix
-    if prefix is None or prefix in _CANONICAL_PREFIXES:
-        return None  # let lxml pick a fresh prefix rather than shadow a canonical one
-    return {prefix: uri}
 
 
 def _is_trimmed(tag: str) -> bool:

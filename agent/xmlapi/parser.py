@@ -6,6 +6,10 @@ canonical prefixes, so that undeclared ``xsi ovf rasd vssd gprop bind`` prefixes
 declarations inside the document still take precedence. No DTD is loaded, no entity is
 expanded, nothing is fetched, and size, depth and element count are bounded.
 
+The element is returned still inside that wrapper: the wrapper is the root of its document and
+carries exactly the canonical declarations, so :mod:`agent.xmlapi.normalize` turns it into the
+canonical root instead of building a new document (which costs more than the parse itself).
+
 Any failure raises :class:`ParseError`, whose ``description`` completes the fixed text
 ``XML parse error: ...`` (§3.6); positions in it refer to the caller's bytes, not to the wrapper.
 """
@@ -38,13 +42,13 @@ DEFAULT_MAX_BYTES = 1 << 20
 DEFAULT_MAX_DEPTH = 32
 DEFAULT_MAX_ELEMENTS = 100_000
 
-_WRAPPER_NAME = "ldmx-standalone-wrapper"
+WRAPPER_TAG = "ldmx-standalone-wrapper"
 _WRAPPER_OPEN = (
-    f"<{_WRAPPER_NAME}"
+    f"<{WRAPPER_TAG}"
     + "".join(f' xmlns:{prefix}="{uri}"' for prefix, uri in CANONICAL_NAMESPACES)
     + ">"
 ).encode()
-_WRAPPER_CLOSE = f"</{_WRAPPER_NAME}>".encode()
+_WRAPPER_CLOSE = f"</{WRAPPER_TAG}>".encode()
 
 _BOM = b"\xef\xbb\xbf"
 _XML_DECLARATION = re.compile(rb"<\?xml\s[^>]*?\?>")
@@ -59,6 +63,7 @@ _PARSER = etree.XMLParser(
     huge_tree=False,
     remove_comments=True,  # §8.3 step 2, done while parsing so adjacent text merges
     remove_pis=True,
+    remove_blank_text=True,  # most of §8.3 step 8, in C; normalize handles the rest
     collect_ids=False,
 )
 
@@ -82,7 +87,10 @@ def parse_element(
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> etree._Element:
-    """Parse one top-level element's bytes and return it as a detached element.
+    """Parse one top-level element's bytes and return that element.
+
+    The element's parent is the synthetic wrapper (tag :data:`WRAPPER_TAG`), the root of the
+    parsed document, which declares the six canonical prefixes and nothing else.
 
     Raises :class:`ParseError` for anything that is not exactly one namespace-well-formed
     element, for DTDs and entity declarations, and when a limit is exceeded.
@@ -102,13 +110,15 @@ def parse_element(
             raise ParseError(_depth_message(max_depth)) from None
         raise ParseError(_describe(exc, len(_WRAPPER_OPEN) - removed)) from None
     element = _only_child(wrapper)
-    if _deeper_than(max_depth)(wrapper):
+    # Every element needs a start tag, so a count of "<" not followed by "/" bounds both the
+    # depth and the number of elements; the tree is only walked when that bound is too high.
+    start_tags = body.count(b"<") - body.count(b"</")
+    if start_tags > max_depth and _deeper_than(max_depth)(wrapper):
         raise ParseError(_depth_message(max_depth))
-    count = int(_COUNT_ELEMENTS(wrapper)) - 1
-    if count > max_elements:
-        raise ParseError(f"document has {count} elements, over the limit of {max_elements}")
-    # Detaching copies the wrapper declarations the element uses onto the element itself.
-    wrapper.remove(element)
+    if start_tags > max_elements:
+        count = int(_COUNT_ELEMENTS(wrapper)) - 1
+        if count > max_elements:
+            raise ParseError(f"document has {count} elements, over the limit of {max_elements}")
     element.tail = None
     return element
 
