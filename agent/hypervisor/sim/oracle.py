@@ -46,11 +46,13 @@ class PagePainter:
         size = self.page_size
         base = index * size
         slot = ((index * 2654435761) ^ (generation * 40503)) % self.slots
-        ram[base + 16 : base + size - 8] = self._pool[slot * 8 : slot * 8 + self.body_len]
         stamp = STAMP.pack(index, generation)
-        ram[base : base + 16] = stamp
         crc = zlib.crc32(stamp, self._body_crc[slot])
-        ram[base + size - 8 : base + size - 4] = crc.to_bytes(4, "little")
+        # One assignment for the whole page: a single memcpy from a joined buffer is
+        # cheaper than several slice stores from Python.
+        ram[base : base + size - 4] = b"".join(
+            (stamp, self._pool[slot * 8 : slot * 8 + self.body_len], crc.to_bytes(4, "little"))
+        )
 
 
 def page_problem(page: bytes, index: int, generation: int) -> str | None:
