@@ -32,38 +32,26 @@ _FAILURE = "<response><status>failure</status></response>"
 
 # Characters XML 1.0 cannot carry at all; replaced so that output always stays well-formed.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
-
-
-def _clean(text: str) -> str:
-    if _NOT_XML.search(text):
-        text = _NOT_XML.sub("\ufffd", text)
-    return text
+# One search tells whether a value needs any work; almost none do.
+_TEXT_SPECIAL = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_ATTR_SPECIAL = re.compile("[&<>\"\n\t\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 def escape_text(text: str) -> str:
     """Escape character data (``&``, ``<``, ``>``; a carriage return as a reference so it survives)."""
-    text = _clean(text)
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    if "\r" in text:
-        text = text.replace("\r", "&#13;")
-    return text
+    if _TEXT_SPECIAL.search(text) is None:
+        return text
+    text = _NOT_XML.sub("\ufffd", text)
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", "&#13;"))
 
 
 def escape_attr(text: str) -> str:
     """Escape a double-quoted attribute value (whitespace controls as references, §1.12 rule 2)."""
-    text = escape_text(text)
-    if '"' in text:
-        text = text.replace('"', "&quot;")
-    if "\n" in text:
-        text = text.replace("\n", "&#10;")
-    if "\t" in text:
-        text = text.replace("\t", "&#9;")
-    return text
+    if _ATTR_SPECIAL.search(text) is None:
+        return text
+    return (escape_text(text).replace('"', "&quot;").replace("\n", "&#10;")
+            .replace("\t", "&#9;"))
 
 
 def root_start(tag: str, version: str) -> str:
@@ -73,26 +61,28 @@ def root_start(tag: str, version: str) -> str:
 
 # -- Envelope ------------------------------------------------------------------------------
 
+_RANK = {"uuid": 0, "rasd:AllocationUnits": 1, "rasd:Address": 2}
+
+
 def _prop_rank(key: str) -> int:
     # §2.6 child order: uuid, rasd:AllocationUnits, rasd:Address, other rasd:*, properties.
-    if key == "uuid":
-        return 0
-    if key == "rasd:AllocationUnits":
-        return 1
-    if key == "rasd:Address":
-        return 2
-    if key.startswith("rasd:"):
-        return 3
-    return 4
+    rank = _RANK.get(key)
+    if rank is None:
+        rank = 3 if key.startswith("rasd:") else 4
+    return rank
 
 
 def _item(out: list[str], item: model.Item) -> None:
     out.append("<Item>")
     if item.rtype is not None:
         out.append(f"<rasd:OtherResourceType>{escape_text(item.rtype)}</rasd:OtherResourceType>")
-    props = [(k, v) for k, v in item.props if k not in NEVER_EMITTED]
-    if any(_prop_rank(k) < 4 for k, _ in props):
-        props.sort(key=lambda kv: _prop_rank(kv[0]))  # stable: keeps the caller's order within a rank
+    props = item.props
+    if any(k in NEVER_EMITTED for k, _ in props):
+        props = [(k, v) for k, v in props if k not in NEVER_EMITTED]
+    ranks = [_prop_rank(k) for k, _ in props]
+    if ranks != sorted(ranks):
+        # Stable: the caller's order is kept within a rank (the §6 output order of properties).
+        props = [kv for _, _, kv in sorted(zip(ranks, range(len(ranks)), props))]
     for key, value in props:
         if key == "uuid" or key.startswith("rasd:"):
             out.append(f"<{key}>{escape_text(value)}</{key}>")
@@ -187,8 +177,13 @@ def _command(out: list[str], result: model.CommandResult) -> None:
     out.append("</cmd>")
 
 
-def encode_response(resp: model.Response) -> bytes:
-    """The complete ``LDM_interface`` response document, ready for one write (§1.12)."""
+def encode_response(resp: model.Response | model.DocumentFailure) -> bytes:
+    """The complete ``LDM_interface`` response document, ready for one write (§1.12).
+
+    A :class:`model.DocumentFailure` is answered as the overall failure it stands for.
+    """
+    if isinstance(resp, model.DocumentFailure):
+        resp = model.Response(resp.version, error=resp.message)
     out = [root_start("LDM_interface", resp.version)]
     if resp.error is not None:
         # A document-level failure has no cmd, only the overall response (§3.4).
@@ -199,6 +194,35 @@ def encode_response(resp: model.Response) -> bytes:
         _response(out, resp.ok)
     out.append("</LDM_interface>")
     return "".join(out).encode("utf-8")
+
+
+def _is_remark(text: str) -> bool:
+    return text.startswith(("Warning: ", "Notice: "))
+
+
+def response_problems(resp: model.Response) -> list[str]:
+    """Ways ``resp`` breaks the message rules of §3.2-§3.3 (C108, C109); empty when sound.
+
+    The encoder writes whatever it is given; this lets the layers that build responses check
+    their results in tests: a successful object carries only warnings and notices, a failed
+    one at least one error first, with warnings and notices after the errors (only the last
+    line, an action's closing summary, may follow them).
+    """
+    problems = []
+    for c, result in enumerate(resp.commands, 1):
+        for d, obj in enumerate(result.objects if result.error is None else (), 1):
+            where = f"cmd[{c}]/data[{d}]"
+            if obj.ok:
+                problems += [f"{where}: success carries {m!r}" for m in obj.messages
+                             if not _is_remark(m)]
+                continue
+            if not obj.messages or _is_remark(obj.messages[0]):
+                problems.append(f"{where}: failure without a leading error message")
+            body = obj.messages[:-1]
+            first_remark = next((i for i, m in enumerate(body) if _is_remark(m)), len(body))
+            problems += [f"{where}: error {m!r} after a warning or notice"
+                         for m in body[first_remark:] if not _is_remark(m)]
+    return problems
 
 
 # -- events --------------------------------------------------------------------------------

@@ -330,3 +330,29 @@ def test_lists_of_every_example_fixture_validate_against_the_schemas():
     assert len(names) == 18
     for name in names:
         checked(fixture(name))
+
+
+def test_document_failure_value_is_encoded_as_the_overall_failure():
+    """C110: the decoder's DocumentFailure needs no conversion by the caller."""
+    failure = model.DocumentFailure("1.3", messages.NO_CMD)
+    data = checked(encode.encode_response(failure))
+    assert data.endswith(b"<response><status>failure</status><resp_msg>LDM_interface contains "
+                         b"no cmd</resp_msg></response></LDM_interface>")
+
+
+def test_response_problems_flags_misplaced_messages():
+    """C108, C109: the lint that other rooms' tests can run on the Responses they build."""
+    good = Response("1.3", [CommandResult(Command("x"), [
+        ObjectResult(None, messages=["Warning: w", "Notice: n"]),
+        ObjectResult(None, ok=False, messages=["e1", "e2", "Warning: w", "Summary line"])])])
+    assert encode.response_problems(good) == []
+    bad = Response("1.3", [CommandResult(Command("x"), [
+        ObjectResult(None, messages=["oops"]),
+        ObjectResult(None, ok=False),
+        ObjectResult(None, ok=False, messages=["Warning: w", "e1"]),
+        ObjectResult(None, ok=False, messages=["e1", "Notice: n", "e2", "summary"])])])
+    assert encode.response_problems(bad) == [
+        "cmd[1]/data[1]: success carries 'oops'",
+        "cmd[1]/data[2]: failure without a leading error message",
+        "cmd[1]/data[3]: failure without a leading error message",
+        "cmd[1]/data[4]: error 'e2' after a warning or notice"]
