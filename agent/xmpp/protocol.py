@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from agent.xmpp.server import FrontDoorFactory
 
 _log = Logger()
+_AFTER_CLOSE_LIMIT = 64 * 1024
 
 
 def _keep_documents_apart(transport: object) -> None:
@@ -72,6 +73,7 @@ class FrontDoorProtocol(Protocol):
         self._backlog_bytes = 0
         self._paused = False
         self._gone = False
+        self._ignored = 0
         self._lost_waiters: list[Deferred] = []
 
     # -- connection life ------------------------------------------------------------------
@@ -87,6 +89,13 @@ class FrontDoorProtocol(Protocol):
         self._later("negotiation", factory.config.negotiation_timeout, self._timed_out)
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        if self.session.closed:
+            # A TLS close waits for the peer's close_notify; a peer that keeps sending
+            # instead (a flood cut off by a stream error) is dropped rather than read on.
+            self._ignored += len(data)
+            if self._ignored > _AFTER_CLOSE_LIMIT:
+                self.transport.abortConnection()
+            return
         self._run(self.session.data_received(data))
 
     def connectionLost(self, reason: object = None) -> None:  # noqa: N802
