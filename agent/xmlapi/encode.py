@@ -61,11 +61,13 @@ def root_start(tag: str, version: str) -> str:
 
 # -- Envelope ------------------------------------------------------------------------------
 
-_RANK = {"uuid": 0, "rasd:AllocationUnits": 1, "rasd:Address": 2}
+_RANK = {"rasd:OtherResourceType": -1, "uuid": 0, "rasd:AllocationUnits": 1, "rasd:Address": 2}
 
 
 def _prop_rank(key: str) -> int:
-    # §2.6 child order: uuid, rasd:AllocationUnits, rasd:Address, other rasd:*, properties.
+    # §2.6 child order: type, uuid, rasd:AllocationUnits, rasd:Address, other rasd:*, properties.
+    # A type found among the properties is the decoder's echo of an Item with no or several
+    # types (rtype ""); it is written back as it came.
     rank = _RANK.get(key)
     if rank is None:
         rank = 3 if key.startswith("rasd:") else 4
@@ -74,7 +76,7 @@ def _prop_rank(key: str) -> int:
 
 def _item(out: list[str], item: model.Item) -> None:
     out.append("<Item>")
-    if item.rtype is not None:
+    if item.rtype:
         out.append(f"<rasd:OtherResourceType>{escape_text(item.rtype)}</rasd:OtherResourceType>")
     props = item.props
     if any(k in NEVER_EMITTED for k, _ in props):

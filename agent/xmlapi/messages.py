@@ -128,3 +128,7 @@ def duplicate_property(key: str, rtype: str) -> str:
 
 def property_not_for_action(key: str, rtype: str, action: str) -> str:
     return f"Property {key} of resource {rtype} is not valid for {action}"
+
+
+NO_RESOURCE_TYPE = "Item has no rasd:OtherResourceType"
+REPEATED_RESOURCE_TYPE = "Item has more than one rasd:OtherResourceType"

@@ -437,6 +437,11 @@ def check_item(action: str, item: model.Item, *, setting: bool) -> list[str]:
     Response-only keys and ignored CIM elements are skipped. Whether the action accepts the
     type at all is :data:`ACTION_RESOURCES`' business.
     """
+    if not item.rtype:
+        # The decoder leaves rtype empty and keeps the type elements as properties when an
+        # Item has none or several (C94).
+        given = [k for k in item.keys() if k == "rasd:OtherResourceType"]
+        return [messages.REPEATED_RESOURCE_TYPE if given else messages.NO_RESOURCE_TYPE]
     resource = RESOURCES.get(item.rtype)
     if resource is None:
         return [messages.unknown_resource(item.rtype)]
