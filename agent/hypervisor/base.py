@@ -12,7 +12,12 @@ vanished without being told to stop is ``dead``; ``poll_dead`` reports each such
 
 Migration target flow: ``create`` → ``start(paused=True)`` → ``map_ram(writable=True)`` and
 fill → ``set_vcpu_state`` → ``resume``. ``set_vcpu_state`` also works on a stopped guest,
-in which case the blob is applied at the next ``start``.
+in which case the blob is applied at the next ``start``. ``get_vcpu_state`` answers for a
+running guest too (for its size), but the blob matches memory only while the guest stays
+paused, so the final copy reads it after ``pause``.
+
+The dirty bitmap has one bit per page, page ``i`` being bit ``i & 7`` of byte ``i >> 3``;
+``agent.hypervisor.pagescan`` scans such bitmaps in bulk.
 """
 
 from __future__ import annotations

@@ -230,7 +230,7 @@ class SimHypervisor:
                 shared.close()
 
     def get_vcpu_state(self, name: str) -> bytes:
-        """The vCPU blob of a paused guest."""
+        """The vCPU blob; it matches memory only while the guest stays paused."""
         return self._call(name, {"op": "get_vcpu"})["blob"].encode()
 
     def set_vcpu_state(self, name: str, blob: bytes) -> None:
