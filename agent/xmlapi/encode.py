@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from agent.xmlapi import model
+from agent.xmlapi import messages, model
 
 _NAMESPACES = (
     ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
@@ -139,13 +139,13 @@ def encode_envelope(envelope: model.Envelope) -> bytes:
 
 # -- responses -----------------------------------------------------------------------------
 
-def _response(out: list[str], ok: bool, messages: list[str] | tuple[str, ...] = ()) -> None:
-    if not messages:
+def _response(out: list[str], ok: bool, lines: list[str] | tuple[str, ...] = ()) -> None:
+    if not lines:
         out.append(_SUCCESS if ok else _FAILURE)
         return
     out.append("<response><status>success</status>" if ok
                else "<response><status>failure</status>")
-    for text in messages:
+    for text in lines:
         out.append(f"<resp_msg>{escape_text(text)}</resp_msg>")
     out.append("</response>")
 
@@ -199,7 +199,7 @@ def encode_response(resp: model.Response | model.DocumentFailure) -> bytes:
 
 
 def _is_remark(text: str) -> bool:
-    return text.startswith(("Warning: ", "Notice: "))
+    return text.startswith((messages.WARNING_PREFIX, messages.NOTICE_PREFIX))
 
 
 def response_problems(resp: model.Response) -> list[str]:

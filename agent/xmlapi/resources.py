@@ -422,10 +422,6 @@ def _require_key(rtype: str, key: str) -> Key:
 
 # -- request Items (§2.6) ------------------------------------------------------------------
 
-def _ignored_cim(key: str) -> bool:
-    return key in _CIM_IGNORED
-
-
 def check_item(action: str, item: model.Item, *, setting: bool) -> list[str]:
     """Item-level errors of a request Item (§2.6), as operator messages; empty when valid.
 
@@ -450,7 +446,7 @@ def check_item(action: str, item: model.Item, *, setting: bool) -> list[str]:
     seen: set[str] = set()
     reported: set[str] = set()
     for key, text in item.props:
-        if _ignored_cim(key):
+        if key in _CIM_IGNORED:
             continue
         row = index.get(key)
         if row is None:

@@ -18,6 +18,7 @@ from agent.xmlapi.model import (Command, CommandResult, Content, Envelope, Item,
                                 Response, Section)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "encode"
+_OVF = "./schemas/envelope"
 
 ROOT_ATTRS = (' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:ovf="./schemas/envelope"'
               ' xmlns:rasd="./schemas/CIM_ResourceAllocationSettingData"'
@@ -197,9 +198,6 @@ def test_domain_event_with_64_character_name_is_shorter_than_1024(action):
     assert doc.get("version") == "1.1"
     assert doc.find("cmd/data/Envelope/Content").get(f"{{{_OVF}}}id") == name
     assert doc.findall(".//response") == []
-
-
-_OVF = "./schemas/envelope"
 
 
 def test_progress_event_with_every_statistic_stays_under_2048():

@@ -13,7 +13,6 @@ from agent.xmlapi.model import Command, CommandResult, ObjectResult, Response
 from tests.xmlapi.test_encode import checked, fixture
 
 GPROP = "{./schemas/GenericProperty}GenericProperty"
-RASD = "{./schemas/CIM_ResourceAllocationSettingData}"
 BIND = "{./schemas/Binding}Binding"
 
 
