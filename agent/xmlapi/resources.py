@@ -326,6 +326,18 @@ ACTION_RESOURCES: dict[str, frozenset[str]] = {
 
 # -- values --------------------------------------------------------------------------------
 
+# Formats that need nothing from the key row but its name.
+_PARSERS = {"uuid": values.parse_uuid, "mac": values.parse_mac, "hostid": values.parse_hostid,
+            "onoff": values.parse_on_off, "percent": values.parse_percent,
+            "progress": values.parse_progress, "base64": values.parse_base64,
+            "address": values.parse_address, "tod": values.parse_tod}
+_FORMATTERS = {"size": values.format_size, "mac": values.format_mac,
+               "hostid": values.format_hostid, "uuid": values.format_uuid,
+               "address": values.format_address, "onoff": values.format_on_off,
+               "percent": values.format_percent, "progress": values.format_progress,
+               "base64": values.format_base64}
+
+
 def _parse_formatted(key: Key, text: str) -> Any:
     """Parse ``text`` by the key's format; raises values.InvalidValue."""
     name, fmt = key.name, key.fmt
@@ -363,13 +375,8 @@ def _parse_formatted(key: Key, text: str) -> Any:
         if not text.startswith("/"):
             raise values.InvalidValue(text, name)
         return text
-    simple = {"uuid": values.parse_uuid, "mac": values.parse_mac, "hostid": values.parse_hostid,
-              "onoff": values.parse_on_off, "percent": values.parse_percent,
-              "progress": values.parse_progress, "base64": values.parse_base64,
-              "address": values.parse_address, "tod": values.parse_tod}
-    if fmt in simple:
-        return simple[fmt](text, name)
-    return text  # "text": any value
+    parse = _PARSERS.get(fmt)
+    return text if parse is None else parse(text, name)  # "text": any value
 
 
 def parse_value(rtype: str, key: str, text: str) -> Any:
@@ -383,24 +390,9 @@ def _format_by(fmt: str, value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
-    if fmt == "size":
-        return values.format_size(value)
-    if fmt == "mac":
-        return values.format_mac(value)
-    if fmt == "hostid":
-        return values.format_hostid(value)
-    if fmt == "uuid":
-        return values.format_uuid(value)
-    if fmt == "address":
-        return values.format_address(value)
-    if fmt == "onoff":
-        return values.format_on_off(value)
-    if fmt == "percent":
-        return values.format_percent(value)
-    if fmt == "progress":
-        return values.format_progress(value)
-    if fmt == "base64":
-        return values.format_base64(value)
+    formatter = _FORMATTERS.get(fmt)
+    if formatter is not None:
+        return formatter(value)
     if isinstance(value, (list, tuple)):
         return values.format_list(value)
     if isinstance(value, bool):
