@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
 from twisted.internet import reactor
-from twisted.internet.defer import succeed
+from twisted.internet.defer import DeferredList, succeed
 
 from agent.xmpp.server import FrontDoorConfig, build_factory
 from agent.xmpp.tls import TlsMaterial, ensure_tls_files
@@ -72,13 +71,11 @@ def main() -> None:
     sock = state / "ldm.sock"
     reactor.listenUNIX(str(sock), local, mode=0o600)
 
-    def stop(*_args) -> None:
-        done = [f.shutdown() for f in factories]
-        for d in done:
-            d.addBoth(lambda _: None)
-        reactor.callLater(0.5, reactor.stop)
+    def shut_down():
+        # Delays the reactor's shutdown until every session got system-shutdown and closed.
+        return DeferredList([f.shutdown() for f in factories])
 
-    signal.signal(signal.SIGTERM, lambda *a: reactor.callFromThread(stop))
+    reactor.addSystemEventTrigger("before", "shutdown", shut_down)
     print(json.dumps({"local": local_port.getHost().port, "remote": remote_port.getHost().port,
                       "unix": str(sock)}), flush=True)
     reactor.run()

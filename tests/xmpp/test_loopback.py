@@ -422,7 +422,7 @@ def test_slixmpp_starttls_sasl_bind_and_raw_ldm(agent):
             client.send_raw(REGISTRATION.decode())
 
         client.add_event_handler("session_start", on_start)
-        client.connect(("127.0.0.1", agent["remote"]))
+        client.connect("127.0.0.1", agent["remote"])
         try:
             result["ldm"] = await asyncio.wait_for(got, 20)
         finally:
