@@ -41,7 +41,10 @@ class Lifecycle(ManagerCore):
     """Domain lifecycle and properties."""
 
     def _modify(self, name: str) -> Domain:
-        """The domain for a requested change, refused while the control domain reconfigures."""
+        """The domain for a requested change, refused while the control domain reconfigures
+        or while the domain takes part in a migration (migration.md §2.12)."""
+        if self._get(name).migration_flag:
+            raise LdmError(f"Domain {name} is being migrated and cannot be modified")
         primary = self.domains.get(CONTROL_DOMAIN)
         if name != CONTROL_DOMAIN and primary is not None and primary.pending is not None:
             raise LdmError(
@@ -49,6 +52,12 @@ class Lifecycle(ManagerCore):
                 f"domain {CONTROL_DOMAIN} is pending until it reboots"
             )
         return self._edit(name)
+
+    def _check_no_migration(self) -> None:
+        """Refuse binding and run-state changes while a migration runs on this machine."""
+        if any(d.migration_flag in ("s", "t") for d in self.domains.values()):
+            raise LdmError(
+                "Operation not permitted while a domain migration is in progress on this machine")
 
     # -- add, remove, set ---------------------------------------------------------------
 
@@ -170,6 +179,7 @@ class Lifecycle(ManagerCore):
         """inactive → bound: allocate the constraints from the platform."""
         with self.transaction():
             dom = self._modify(name)
+            self._check_no_migration()
             require_state(dom, "bind-domain", INACTIVE)
             res = dom.resources
             if res.vcpus < 1:
@@ -215,6 +225,7 @@ class Lifecycle(ManagerCore):
             dom = self._modify(name)
             if dom.is_control:
                 raise LdmError(f"The control domain {name} cannot be unbound")
+            self._check_no_migration()
             require_state(dom, "unbind-domain", BOUND)
             dom.binding = None
             dom.state = INACTIVE
@@ -224,6 +235,7 @@ class Lifecycle(ManagerCore):
         """bound → active: the hypervisor launches the guest."""
         with self.transaction():
             dom = self._modify(name)
+            self._check_no_migration()
             require_state(dom, "start-domain", BOUND)
             b = dom.binding
             assert b is not None
@@ -241,6 +253,7 @@ class Lifecycle(ManagerCore):
             dom = self._modify(name)
             if dom.is_control:
                 raise LdmError(f"The control domain {name} cannot be stopped")
+            self._check_no_migration()
             require_state(dom, "stop-domain", ACTIVE, SUSPENDED)
             try:
                 self.guests.halt(name, force)

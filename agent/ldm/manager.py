@@ -9,11 +9,12 @@ service exists); otherwise it loads the stored state. Every mutating method eith
 
 from __future__ import annotations
 
+from agent.ldm.migrating import Migrating
 from agent.ldm.quantities import Quantities
 from agent.ldm.queries import Queries
 from agent.ldm.settings import Settings
 from agent.ldm.vio import VirtualIo
 
 
-class Manager(Quantities, VirtualIo, Settings, Queries):
+class Manager(Quantities, VirtualIo, Settings, Migrating, Queries):
     """The pure core behind the XML actions."""

@@ -31,7 +31,13 @@ class Quantities(Lifecycle):
 
     def _resize(self, dom: Domain, new: Resources, io_change: bool = False) -> list[str]:
         """Apply new quantity constraints as the domain's state allows; return notices."""
-        if dom.pending is not None or (io_change and dom.is_control and dom.state == ACTIVE):
+        reconf = dom.pending is not None or (io_change and dom.is_control and dom.state == ACTIVE)
+        if reconf and dom.pending is None and any(d.migration_flag for d in self.domains.values()):
+            raise LdmError("A delayed reconfiguration cannot be started while a domain "
+                           "migration is in progress")
+        if dom.state != INACTIVE:
+            self._check_no_migration()
+        if reconf:
             self._allocate(dom, new, None)  # refuse now what could not be bound at reboot
             started = dom.pending is None
             dom.pending = new

@@ -1,0 +1,93 @@
+"""Hooks for the migration layer: export and import a domain, lock it, suspend, hand off.
+
+These are the agents' own internal operations (migration.md §2.5, §2.9, §2.12): they are
+exempt from the migration locks and emit no events (the migration layer emits
+``migrate-domain`` itself). The sixth flag is set with ``set_migration_flag``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from agent.ldm.errors import LdmError
+from agent.ldm.events import Outcome
+from agent.ldm.lifecycle import Lifecycle, require_state
+from agent.ldm.model import ACTIVE, BOUND, INACTIVE, SUSPENDED
+from agent.ldm.serial import domain_from_row, domain_to_row
+
+
+class Migrating(Lifecycle):
+    """Internal operations used by source and target agents during a migration."""
+
+    def export_domain(self, name: str) -> dict:
+        """The domain's identity and constraints as a JSON-ready dict (no bindings)."""
+        dom = copy.deepcopy(self._get(name))
+        dom.resources = dom.next_resources
+        dom.pending = None
+        dom.binding = None
+        dom.state = INACTIVE
+        dom.started_at = None
+        dom.memdr = False
+        dom.migration_flag = ""
+        return domain_to_row(dom)
+
+    def import_domain(self, row: dict, name: str | None = None, bind: bool = False) -> Outcome:
+        """Create the target domain from ``export_domain`` output, flagged ``t``.
+
+        It keeps the UUID, host ID and MAC addresses; with ``bind`` it is bound at once (its
+        memory gets the same real addresses, since RAs are laid out from the same base).
+        Its services are not carried over: a service domain is never migrated.
+        """
+        with self.transaction():
+            dom = domain_from_row(row)
+            dom.name = name or dom.name
+            self._check_name(dom.name)
+            if dom.name in self.domains:
+                raise LdmError(f"Domain {dom.name} already exists")
+            if dom.vccs or dom.vdss or dom.vsws:
+                raise LdmError(f"Domain {dom.name} provides services and cannot be migrated")
+            if any(d.uuid == dom.uuid for d in self.domains.values()):
+                raise LdmError(f"UUID {dom.uuid} is already used by another domain")
+            if any(d.hostid == dom.hostid for d in self.domains.values()):
+                raise LdmError(f"Host ID {dom.hostid} is already in use")
+            clash = {dom.mac, *(n.mac for n in dom.vnets.values())} & self._all_macs()
+            if clash:
+                raise LdmError(f"MAC address {sorted(clash)[0]} is already in use")
+            dom.master = [m for m in dom.master if m in self.domains]
+            dom.state, dom.binding, dom.migration_flag = INACTIVE, None, "t"
+            self._insert(dom)
+            if bind:
+                self._check_backends(dom)
+                dom.binding = self._allocate(dom, dom.resources, None)
+                dom.state = BOUND
+            return Outcome()
+
+    def evict_domain(self, name: str) -> Outcome:
+        """Remove a domain in any state, releasing its bindings (the guest is the caller's)."""
+        with self.transaction():
+            dom = self._get(name)
+            if dom.is_control:
+                raise LdmError(f"The control domain {name} cannot be migrated")
+            self._delete(name)
+            return Outcome()
+
+    def set_suspended(self, name: str, suspended: bool) -> Outcome:
+        """active ↔ suspended (phase 4 of a live migration and its ambiguous window)."""
+        with self.transaction():
+            dom = self._edit(name)
+            if suspended:
+                require_state(dom, "suspending", ACTIVE)
+                dom.state = SUSPENDED
+            else:
+                require_state(dom, "resuming", SUSPENDED)
+                dom.state = ACTIVE
+            return Outcome()
+
+    def mark_running(self, name: str) -> Outcome:
+        """bound → active for a guest the migration layer resumed itself (target commit)."""
+        with self.transaction():
+            dom = self._edit(name)
+            require_state(dom, "marking it running", BOUND)
+            dom.state = ACTIVE
+            dom.started_at = self.clock()
+            return Outcome()
