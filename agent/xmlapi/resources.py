@@ -491,9 +491,15 @@ def usable_props(action: str, item: model.Item, *, setting: bool) -> dict[str, s
 
 # -- output Items --------------------------------------------------------------------------
 
+# Output sets per (type, view), in order: computed once, looked up for every Item built.
+_VIEW_KEYS: dict[tuple[str, str], tuple[Key, ...]] = {
+    (r.rtype, view): tuple(k for k in r.keys if view in k.views)
+    for r in RESOURCES.values() for view in VIEWS}
+
+
 def output_keys(rtype: str, view: str) -> tuple[str, ...]:
     """The keys ``view`` emits for ``rtype``, in emission order (only-when keys included)."""
-    return tuple(k.name for k in RESOURCES[rtype].keys if view in k.views)
+    return tuple(k.name for k in _VIEW_KEYS[rtype, view])
 
 
 def item_for_output(rtype: str, vals: Mapping[str, Any], view: str = LIST_DOMAIN, *,
@@ -508,9 +514,9 @@ def item_for_output(rtype: str, vals: Mapping[str, Any], view: str = LIST_DOMAIN
     programming error (ValueError), so nothing unlisted can leak into output.
     """
     resource = RESOURCES[rtype]
-    keys = [k for k in resource.keys if view in k.views]
-    allowed = {k.name for k in keys}
-    stray = [k for k in vals if k not in allowed]
+    keys = _VIEW_KEYS[rtype, view]
+    index = _KEY_INDEX[rtype]
+    stray = [k for k in vals if k not in index or view not in index[k].views]
     if stray:
         raise ValueError(f"{rtype} in {view} has no output key {', '.join(stray)}")
     if resource.quantity and view != EVENT:
