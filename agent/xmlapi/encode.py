@@ -1,5 +1,6 @@
-"""Response and event encoder: model values to the exact bytes the agent writes (spec ldm-xml §0.4, §1.12, §3, §4.2).
+"""Response and event encoder: model values to the exact bytes the agent writes.
 
+Spec ldm-xml §0.4, §1.12, §3, §4.2. 
 Output is compact (no declaration, no whitespace between elements), UTF-8, with the fixed root
 start tag of §0.4 and Item children in the order of §2.6. Strings are joined directly rather
 than built through a tree: the structure is fixed and small, and this is several times faster
@@ -38,7 +39,7 @@ _ATTR_SPECIAL = re.compile("[&<>\"\n\t\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\u
 
 
 def escape_text(text: str) -> str:
-    """Escape character data (``&``, ``<``, ``>``; a carriage return as a reference so it survives)."""
+    """Escape character data: ``&``, ``<``, ``>``, and a carriage return as a reference."""
     if _TEXT_SPECIAL.search(text) is None:
         return text
     text = _NOT_XML.sub("\ufffd", text)

@@ -1,4 +1,4 @@
-"""Value formats of LDM property texts (spec ldm-xml §2.7): parse what clients send, emit canonically.
+"""Value formats of LDM property texts (spec ldm-xml §2.7): parse input, emit canonically.
 
 Every ``parse_*`` takes the (already trimmed) text and the property key it came from, and
 raises :class:`InvalidValue` on bad input; the exception carries both, and ``str(exc)`` is the
