@@ -108,7 +108,10 @@ def parse_element(
         if "Excessive depth" in (exc.msg or ""):
             # libxml2's own hard stop (256 levels) fired before our lower limit could.
             raise ParseError(_depth_message(max_depth)) from None
-        raise ParseError(_describe(exc, len(_WRAPPER_OPEN) - removed)) from None
+        description = _describe(exc, len(_WRAPPER_OPEN) - removed)
+        if WRAPPER_TAG in description:
+            description = _describe_unwrapped(body, removed) or description
+        raise ParseError(description) from None
     element = _only_child(wrapper)
     # Every element needs a start tag, so a count of "<" not followed by "/" bounds both the
     # depth and the number of elements; the tree is only walked when that bound is too high.
@@ -148,6 +151,16 @@ def _describe(exc: etree.XMLSyntaxError, first_line_shift: int) -> str:
 
 def _depth_message(max_depth: int) -> str:
     return f"element nesting exceeds the limit of {max_depth} levels"
+
+
+def _describe_unwrapped(body: bytes, removed: int) -> str | None:
+    """A truncated or over-closed element makes the parser name the wrapper; the same bytes
+    parsed alone give a description in the caller's terms (error path only)."""
+    try:
+        etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        return _describe(exc, -removed)
+    return None
 
 
 def _only_child(wrapper: etree._Element) -> etree._Element:

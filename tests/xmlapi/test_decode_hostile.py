@@ -150,3 +150,13 @@ def test_known_prefixes_resolve_and_document_declarations_take_precedence():
     element = parse_element(b"<a><ovf:b/><c xmlns:ovf='urn:mine'><ovf:d/></c></a>")
     assert element[0].tag == f"{{{OVF}}}b"
     assert element[1][0].tag == "{urn:mine}d"
+
+
+@pytest.mark.parametrize("raw", [b'<LDM_interface version="1.3"><cmd>',
+                                 b'<?xml version="1.0"?><LDM_interface version="1.3"/></x>',
+                                 b"</x>"])
+def test_descriptions_speak_of_the_callers_bytes_not_of_the_wrapper(raw):
+    """§3.8: the description is the parser's, about the element as sent."""
+    message = rejected(raw)
+    assert "wrapper" not in message
+    assert ", line 1, column " in message
