@@ -1,9 +1,10 @@
 """Response and event encoder: model values to the exact bytes the agent writes.
 
-Spec ldm-xml §0.4, §1.12, §3, §4.2. Output is compact (no declaration, no whitespace between elements), UTF-8, with the fixed root
-start tag of §0.4 and Item children in the order of §2.6. Strings are joined directly rather
-than built through a tree: the structure is fixed and small, and this is several times faster
-than lxml serialisation for the same document (measured, see the room's report).
+Spec ldm-xml §0.4, §1.12, §3, §4.2. Output is compact (no declaration, no whitespace between
+elements), UTF-8, with the fixed root start tag of §0.4 and Item children in the order of §2.6.
+Strings are joined directly rather than built through a tree: the structure is fixed and
+small, and this is several times faster than lxml serialisation of the same document
+(measured, see the room's report).
 
 The ``password`` property is never written, whatever the caller hands in (§3.4, C113).
 """
