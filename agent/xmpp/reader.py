@@ -33,11 +33,16 @@ STREAM_NS = "http://etherx.jabber.org/streams"
 CLIENT_NS = "jabber:client"
 
 _NAME = rb"[^\s/>\"'=<&]+"
+_TAG_NAME = rb"[^\s/>\"'=<&!?][^\s/>\"'=<&]*"  # never '<!' or '<?' markup
 _TAG = re.compile(
-    rb"<(" + _NAME + rb")((?:\s+" + _NAME + rb"\s*=\s*(?:\"[^\"<]*\"|'[^'<]*'))*)\s*(/?)>"
+    rb"<(" + _TAG_NAME + rb")((?:\s+" + _NAME + rb"\s*=\s*(?:\"[^\"<]*\"|'[^'<]*'))*)\s*(/?)>"
 )
 # A tag whose closing '>' (outside quotes) has arrived; if _TAG does not match it, it is broken.
 _TAG_END = re.compile(rb"<(?:[^>\"']|\"[^\"]*\"|'[^']*')*>")
+# Fast path inside an element: text up to the next plain start, empty or end tag.
+_TOKEN = re.compile(
+    rb"[^<]*<(/?)(" + _TAG_NAME + rb")((?:\s+" + _NAME + rb"\s*=\s*(?:\"[^\"<]*\"|'[^'<]*'))*)\s*(/?)>"
+)
 _END_TAG = re.compile(rb"</(" + _NAME + rb")\s*>")
 _END_TAG_END = re.compile(rb"</[^>]*>")
 _SPACE = re.compile(rb"[ \t\r\n]*")
@@ -360,7 +365,36 @@ class StreamReader:
             raise StreamFault("policy-violation", "nesting too deep")
 
     def _scan_inside(self) -> Element | _NeedData | None:
-        """Inside a top-level element: advance to the next tag and handle it."""
+        """Inside a top-level element: consume plain tags in a tight loop (the hot path)."""
+        buf, stack, start = self._buf, self._stack, self._start
+        assert start is not None
+        token = _TOKEN.match
+        limit = start + self.max_element
+        max_depth = self.max_depth
+        pos = self._pos
+        while True:
+            match = token(buf, pos)
+            if match is None:
+                self._pos = pos
+                return self._scan_inside_slow()
+            pos = match.end()
+            if pos > limit:
+                raise StreamFault("policy-violation", "element too large")
+            if match.group(1):
+                if match.group(3) or match.group(4):
+                    raise StreamFault("xml-not-well-formed", "bad end tag")
+                if match.group(2) != stack[-1]:
+                    raise StreamFault("xml-not-well-formed", "mismatched end tag")
+                stack.pop()
+                if not stack:
+                    return self._complete(pos)
+            elif not match.group(4):
+                stack.append(match.group(2))
+                if len(stack) > max_depth:
+                    raise StreamFault("policy-violation", "nesting too deep")
+
+    def _scan_inside_slow(self) -> Element | _NeedData | None:
+        """Inside a top-level element: handle the next markup the fast path did not take."""
         buf = self._buf
         start = self._start
         assert start is not None

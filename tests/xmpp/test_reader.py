@@ -12,7 +12,7 @@ from tests.xmpp.fakes import REGISTRATION
 HEADER = b"<?xml version='1.0'?><stream:stream xml:lang=\"en\" version=\"1.0\" id=\"xmpp\">"
 STREAM = (HEADER + b" <!-- keepalive -->\n"
           + b"<LDM_interface xmlns=\"\"><cmd><!-- c --><action>list-domain</action>"
-            b"<data version=\"3.0\"><![CDATA[a<b]]>&amp;&#65;</data></cmd></LDM_interface>"
+            b"<data version=\"3.0\"><![CDATA[a<b]]>&amp;&#65;<!--x--></data></cmd></LDM_interface>"
           + b"<?xml version='1.0'?>"
           + b"<ovf:Envelope><rasd:Item a='&gt;'/></ovf:Envelope>"
           + REGISTRATION + b"<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>"
@@ -81,6 +81,8 @@ def test_fault_is_sticky():
     (b"<stream:stream><a b='1' b='2'/>", "xml-not-well-formed"),
     (b"<stream:stream><!ELEMENT a ANY>", "restricted-xml"),
     (b"<stream:stream><a><?xml version='1.0'?></a>", "restricted-xml"),
+    (b"<stream:stream><a><?pi?></a>", "restricted-xml"),
+    (b"<stream:stream><a>x<!DOCTYPE></a>", "restricted-xml"),
     (b"<stream:stream><a>\x00</a>", "xml-not-well-formed"),
 ])
 def test_faults(data, condition):
