@@ -53,11 +53,9 @@ ALIASES: dict[str, str] = {
     "/var/opt/SUNWldom/common": CIM_COMMON,
 }
 
-STRUCTURAL = frozenset({
-    "LDM_interface", "LDM_event", "cmd", "action", "option", "options", "arguments", "data",
-    "response", "status", "resp_msg", "uuid",
-})
-# Envelope-level structural names may also arrive in the ovf namespace.
+# Envelope-level structural names may also arrive in the ovf namespace (step 3). The other
+# structural names only need jabber:client mapped to no namespace, which is done for every
+# element (see the module docstring).
 OVF_STRUCTURAL = frozenset({"Envelope", "References", "Content", "Section", "Item"})
 ROOT_NAMES = frozenset({"LDM_interface", "LDM_event"})
 

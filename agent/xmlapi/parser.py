@@ -113,12 +113,12 @@ def parse_element(
             description = _describe_unwrapped(body, removed) or description
         raise ParseError(description) from None
     element = _only_child(wrapper)
-    # Every element needs a start tag, so a count of "<" not followed by "/" bounds both the
-    # depth and the number of elements; the tree is only walked when that bound is too high.
-    start_tags = body.count(b"<") - body.count(b"</")
-    if start_tags > max_depth and _deeper_than(max_depth)(wrapper):
+    # Every element needs at least one "<", so their count bounds both the depth and the
+    # number of elements; the tree is only walked when that bound exceeds a limit.
+    bound = body.count(b"<")
+    if bound > max_depth and _deeper_than(max_depth)(wrapper):
         raise ParseError(_depth_message(max_depth))
-    if start_tags > max_elements:
+    if bound > max_elements:
         count = int(_COUNT_ELEMENTS(wrapper)) - 1
         if count > max_elements:
             raise ParseError(f"document has {count} elements, over the limit of {max_elements}")
@@ -170,8 +170,6 @@ def _only_child(wrapper: etree._Element) -> etree._Element:
     stray = (wrapper.text or "") + (element.tail or "")
     if stray.strip(_XML_WHITESPACE):
         raise ParseError("text outside the top-level element")
-    if not isinstance(element.tag, str):
-        raise ParseError("the top-level item is not an element")
     return element
 
 

@@ -160,3 +160,9 @@ def test_descriptions_speak_of_the_callers_bytes_not_of_the_wrapper(raw):
     message = rejected(raw)
     assert "wrapper" not in message
     assert ", line 1, column " in message
+
+
+def test_end_tags_hidden_in_a_comment_do_not_hide_the_depth():
+    """The cheap pre-check must never undercount: 33 levels plus many '</' in a comment."""
+    raw = nested(33).replace(b"<a>", b"<a><!--" + b"</" * 100 + b"-->", 1)
+    assert rejected(raw) == "XML parse error: element nesting exceeds the limit of 32 levels"
