@@ -10,7 +10,7 @@ from agent.ldm import checks
 from agent.ldm.core import ManagerCore
 from agent.ldm.errors import LdmError
 from agent.ldm.events import Outcome, domain_event
-from agent.ldm.model import ACTIVE, BOUND, CONTROL_DOMAIN, INACTIVE, SUSPENDED, Domain
+from agent.ldm.model import ACTIVE, BOUND, CONTROL_DOMAIN, INACTIVE, SUSPENDED, Domain, Vds, Vsw
 
 # set-domain keys (Python spelling of the §6.1 ``Both`` keys) and their defaults.
 DOMAIN_DEFAULTS: dict[str, object] = {
@@ -208,13 +208,13 @@ class Lifecycle(ManagerCore):
         for disk in dom.vdisks.values():
             found = self._find_service(disk.service)
             vds = found[1] if found else None
-            if vds is None or not hasattr(vds, "volumes") or disk.volume not in vds.volumes:
+            if not isinstance(vds, Vds) or disk.volume not in vds.volumes:
                 raise LdmError(
                     f"Could not bind domain {dom.name}: virtual disk {disk.name} refers to "
                     f"{disk.volume}@{disk.service}, which does not exist")
         for net in dom.vnets.values():
             found = self._find_service(net.service)
-            if found is None or not hasattr(found[1], "mtu"):
+            if found is None or not isinstance(found[1], Vsw):
                 raise LdmError(
                     f"Could not bind domain {dom.name}: virtual network {net.name} refers to "
                     f"switch {net.service}, which does not exist")
@@ -262,6 +262,21 @@ class Lifecycle(ManagerCore):
             dom.state = BOUND
             dom.started_at = None
             return Outcome([domain_event("stop-domain", name)])
+
+    def panic_domain(self, name: str) -> Outcome:
+        """Operator request (``ldm panic-domain``): make the guest's OS panic and reboot."""
+        with self.transaction():
+            dom = self._modify(name)
+            if dom.is_control:
+                raise LdmError(f"The control domain {name} cannot be panicked")
+            self._check_no_migration()
+            require_state(dom, "panic-domain", ACTIVE)
+            try:
+                self.guests.panic(name)
+            except Exception as exc:
+                raise LdmError(f"Could not panic domain {name}: {exc}") from exc
+            dom.started_at = self.clock()
+            return Outcome([domain_event("panic-domain", name)])
 
     # -- what the platform reports ------------------------------------------------------
 
@@ -335,6 +350,12 @@ class Lifecycle(ManagerCore):
             if dom.pending is None:
                 raise LdmError(f"Domain {name} has no delayed reconfiguration pending")
             dom.pending = None
+            return Outcome()
+
+    def memory_dr(self, name: str, in_progress: bool) -> Outcome:
+        """The platform reports a memory dynamic reconfiguration starting or ending (flag r)."""
+        with self.transaction():
+            self._edit(name).memdr = in_progress
             return Outcome()
 
     def cancel_memdr(self, name: str) -> Outcome:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from agent.ldm.alloc import free_memory
 from agent.ldm.core import ManagerCore
 from agent.ldm.errors import LdmError
 from agent.ldm.model import ACTIVE, CONTROL_DOMAIN, FACTORY_DEFAULT, SUSPENDED, Domain, MemBlock
@@ -374,8 +375,6 @@ class Queries(ManagerCore):
         return out
 
     def _devices_memory(self, include_bound: bool) -> list[DeviceItem]:
-        from agent.ldm.alloc import free_memory
-
         rows: list[tuple[int, int, str]] = []
         used: list[MemBlock] = []
         for d in self.domains.values():

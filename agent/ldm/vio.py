@@ -11,7 +11,7 @@ from agent.ldm import checks
 from agent.ldm.errors import LdmError
 from agent.ldm.events import Outcome, resource_event
 from agent.ldm.lifecycle import Lifecycle
-from agent.ldm.model import ACTIVE, INACTIVE, Domain, Vcc, Vdisk, Vds, Vnet, Volume, Vsw
+from agent.ldm.model import ACTIVE, BOUND, INACTIVE, Domain, Vcc, Vdisk, Vds, Vnet, Volume, Vsw
 
 UNSET = object()  # set-vconsole: "this key was not given"
 VOLUME_OPTIONS = ("ro", "slice", "excl")
@@ -326,7 +326,7 @@ class VirtualIo(Lifecycle):
             given = {k: (None if v == "" else v) for k, v in
                      (("port", port), ("service", service), ("group", group), ("log", log))
                      if v is not UNSET}
-            if set(given) - {"log"} and dom.state not in (INACTIVE, "bound"):
+            if set(given) - {"log"} and dom.state not in (INACTIVE, BOUND):
                 raise LdmError(f"Domain {domain} is {dom.state}; changing its console port, "
                                f"service or group requires it to be inactive or bound")
             if given.get("port") is not None:

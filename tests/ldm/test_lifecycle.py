@@ -245,3 +245,26 @@ def test_migration_flag_shows_in_column_six():
     m.bind_domain("web1")
     m.set_migration_flag("web1", "t")
     assert m.summary("web1").flags == "-----t"
+
+
+def test_panic_domain_asks_the_hypervisor_and_restarts_uptime():
+    clock, guests = Clock(), FakeGuests()
+    m = tiny_manager(clock=clock, guests=guests)
+    small_guest(m)
+    m.bind_domain("web1")
+    m.start_domain("web1")
+    clock.now += 50
+    assert [e.action for e in m.panic_domain("web1").events] == ["panic-domain"]
+    assert ("panic", "web1") in guests.calls
+    assert m.summary("web1").uptime == 0
+
+
+def test_memory_dr_in_progress_shows_r_and_can_be_cancelled():
+    m = tiny_manager()
+    small_guest(m)
+    m.memory_dr("web1", True)
+    assert m.summary("web1").flags == "--r---"
+    m.cancel_memdr("web1")
+    assert m.summary("web1").flags == "------"
+    with pytest.raises(LdmError, match="no memory dynamic reconfiguration"):
+        m.cancel_memdr("web1")
