@@ -12,6 +12,7 @@ import re
 import socket
 import ssl
 import time
+import warnings
 import xml.etree.ElementTree as ET
 from xml.parsers import expat
 
@@ -33,8 +34,10 @@ def client_context(minimum=ssl.TLSVersion.TLSv1_2, maximum=ssl.TLSVersion.MAXIMU
     context.verify_mode = ssl.CERT_NONE
     if maximum < ssl.TLSVersion.TLSv1_2:
         context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let the *client* offer old versions
-    context.minimum_version = minimum
-    context.maximum_version = maximum
+    with warnings.catch_warnings():  # TLS 1.1 is deprecated on the client side, on purpose
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = minimum
+        context.maximum_version = maximum
     if alpn:
         context.set_alpn_protocols(alpn)
     return context
