@@ -41,10 +41,20 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
 
 @dataclass
 class _Txn:
-    """Snapshots taken by the running transaction (None = the domain did not exist)."""
+    """Snapshots taken by one transaction level (None = the domain did not exist)."""
 
+    parent: "_Txn | None" = None
     domains: dict[str, Domain | None] = field(default_factory=dict)
     meta: Meta | None = None
+
+    def merge_into_parent(self) -> None:
+        # What the parent had not touched yet was, at our start, as at the parent's start.
+        parent = self.parent
+        assert parent is not None
+        for name, snap in self.domains.items():
+            parent.domains.setdefault(name, snap)
+        if parent.meta is None:
+            parent.meta = self.meta
 
 
 class ManagerCore:
@@ -118,19 +128,24 @@ class ManagerCore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group calls: all are committed together at the end, or none if one raises."""
-        if self._txn is not None:
-            yield
-            return
-        self._txn = _Txn()
+        """Group calls: all are committed together at the end, or none if one raises.
+
+        Nested use is a savepoint: an inner block that raises is undone even when the
+        outer block catches the error and goes on; only the outermost block commits.
+        """
+        txn = _Txn(parent=self._txn)
+        self._txn = txn
         try:
             yield
-            self._commit()
+            if txn.parent is None:
+                self._commit()
+            else:
+                txn.merge_into_parent()
         except BaseException:
             self._rollback()
             raise
         finally:
-            self._txn = None
+            self._txn = txn.parent
 
     def _commit(self) -> None:
         txn = self._txn

@@ -161,3 +161,17 @@ def test_a_thousand_domains_load_well_under_a_second(tmp_path):
     assert len(m2.domain_names()) == 1001
     assert m2.summary("dom0050").console == "5050"
     assert elapsed < 0.5, f"loading 1000 domains took {elapsed:.3f}s"
+
+
+def test_a_failed_call_inside_a_group_is_undone_while_the_group_goes_on():
+    store = MemoryStore()
+    m = make_manager(store=store)
+    with m.transaction():
+        m.add_domain("web1")
+        with pytest.raises(LdmError):
+            m.add_domain("web2", failure_policy="bogus")  # inserted, then refused
+        m.set_vcpu("web1", 2)
+    assert m.domain_names() == ["primary", "web1"]
+    reopened = make_manager(store=store)
+    assert reopened.domain_names() == ["primary", "web1"]
+    assert reopened.constraints("web1").resources.vcpus == 2
