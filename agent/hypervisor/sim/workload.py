@@ -32,7 +32,7 @@ PROFILES = {
         Profile("web", 16.0, 1 / 16, False),
         Profile("db", 64.0, 1 / 2, False),
         Profile("stream", 256.0, 1.0, True),
-        Profile("diabolical", 1024.0, 1.0, False),
+        Profile("diabolical", 640.0, 1.0, False),
     )
 }
 
