@@ -40,19 +40,19 @@ def _listen_tcp(reactor, factory, endpoint: tuple[str, int]):
 def build(cfg: AgentConfig, reactor):
     """Create the agent's objects and listeners; return (service, factory, ports, ready line)."""
     from agent.xmpp.server import FrontDoorConfig, build_factory
-    from agent.xmpp.tls import ensure_tls_files, load_tls_material
+    from agent.xmpp.tls import TlsMaterial, ensure_tls_files
 
     if cfg.tls_cert:
         cert, key = cfg.tls_cert, cfg.tls_key
     else:
         cert, key = ensure_tls_files(cfg.state_dir, cfg.host_name)
-    tls = load_tls_material(cert, key)
+    tls = TlsMaterial(cert, key)
     users = UsersFile(cfg.state_dir)
     authenticator = Authenticator(users, cfg.local_users, cfg.unknown_local_uid)
     manager = open_manager(cfg)
     service = LdmService(server_name=cfg.host_name, max_document_bytes=cfg.max_document_bytes,
                          manager=manager)
-    front = FrontDoorConfig(max_document_bytes=cfg.max_document_bytes,
+    front = FrontDoorConfig(document_limit=cfg.max_document_bytes,
                             negotiation_timeout=cfg.negotiation_timeout)
     factory = build_factory(service, authenticator, tls, cfg.host_name, reactor=reactor, config=front)
 
@@ -68,11 +68,39 @@ def build(cfg: AgentConfig, reactor):
     return service, factory, [tcp, unix, mig], ready
 
 
+class _NoGuests:
+    """The guest port until the hypervisor is wired in: starting a domain fails clearly."""
+
+    def launch(self, name: str, vcpus: int, memory_bytes: int) -> None:
+        raise RuntimeError(f"cannot start domain {name}: no hypervisor is configured in this agent")
+
+    def halt(self, name: str, force: bool) -> None:
+        pass
+
+    def reset(self, name: str) -> None:
+        raise RuntimeError(f"cannot reset domain {name}: no hypervisor is configured in this agent")
+
+    def panic(self, name: str) -> None:
+        self.reset(name)
+
+    def utilisation(self, name: str) -> float | None:
+        return None
+
+
 def open_manager(cfg: AgentConfig):
     """The domain manager on its SQLite store (created with `primary` at first start)."""
-    from agent.ldm.setup import open_manager as _open
+    import random
+    import time
 
-    return _open(cfg.database, cfg.platform)
+    from agent.ldm.manager import Manager
+    from agent.ldm.platform import default_platform, load_platform
+    from agent.store.sqlite import SqliteStore
+
+    try:
+        platform = load_platform(cfg.platform) if cfg.platform else default_platform()
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot load platform {cfg.platform}: {e}") from None
+    return Manager(platform, SqliteStore(cfg.database), _NoGuests(), time.time, random.SystemRandom())
 
 
 def run(cfg: AgentConfig) -> int:
@@ -87,16 +115,15 @@ def run(cfg: AgentConfig) -> int:
         return 2
 
     def shutdown():
-        # Tell every session we are going away (system-shutdown), then stop listening.
-        closer = getattr(factory, "shutdown", None)
-        if closer is not None:
-            closer()
+        # Stop accepting, then tell every session we are going away (system-shutdown); the
+        # reactor waits for the returned Deferred, i.e. until every connection is gone.
         for port in ports:
             port.stopListening()
         try:
             os.unlink(cfg.socket)
         except OSError:
             pass
+        return factory.shutdown()
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     reactor.callWhenRunning(lambda: print(ready, file=sys.stderr, flush=True))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from agent.actions.handlers import registration, unsupported
+from agent.actions.handlers import lists, registration, unsupported
 from agent.actions.table import ACTIONS
 
 HANDLERS = {}
-for _module in (registration, unsupported):
+for _module in (lists, registration, unsupported):
     HANDLERS.update(_module.HANDLERS)
 
 _unknown = set(HANDLERS) - set(ACTIONS)
