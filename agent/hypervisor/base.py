@@ -59,7 +59,9 @@ class GuestStatus:
     consecutive ticks, minus one heartbeat interval (spec/migration.md §10.8); it spans
     pauses, throttling, injected stalls and a migration's switch-over, because the
     heartbeat lives in guest memory and travels with it. ``corruption`` says what the
-    guest found wrong when ``corrupt`` is true.
+    guest found wrong when ``corrupt`` is true. ``resume_pause_ms`` is the same measure
+    for the gap across the latest resume only (a pause, or a migration's switch-over seen
+    from the target), unpolluted by earlier stalls.
     """
 
     name: str
@@ -71,6 +73,7 @@ class GuestStatus:
     longest_pause_ms: float
     corruption: str = ""
     heartbeats: int = 0
+    resume_pause_ms: float = 0.0
 
 
 class Hypervisor(Protocol):

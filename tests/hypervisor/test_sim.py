@@ -104,6 +104,23 @@ def test_heartbeat_measures_an_injected_150ms_pause_within_10ms(hv):
     assert abs(seen - stalled * 1000) <= 10, f"guest saw {seen:.1f} ms, stall was {stalled * 1000:.1f}"
 
 
+def test_resume_pause_reports_only_the_latest_resume(hv):
+    """An earlier long stall does not hide the length of a later short pause."""
+    hv.create(GuestSpec("two", 16 * MiB, workload="idle"))
+    hv.start("two")
+    time.sleep(0.05)
+    hv.inject_stall("two", 0.15)
+    hv.pause("two")
+    paused_at = time.monotonic()
+    time.sleep(0.04)
+    hv.resume("two")
+    pause_ms = (time.monotonic() - paused_at) * 1000
+    time.sleep(0.02)
+    status = hv.status("two")
+    assert status.longest_pause_ms > 140
+    assert abs(status.resume_pause_ms - pause_ms) <= 10
+
+
 def test_heartbeat_gap_survives_a_move_to_another_guest(hv):
     """The target guest measures the switch-over pause from the source's last heartbeat
     (the heartbeat lives in guest memory and travels with it)."""
@@ -120,8 +137,10 @@ def test_heartbeat_gap_survives_a_move_to_another_guest(hv):
     hv.resume("b")
     downtime_ms = (time.monotonic() - paused_at) * 1000
     time.sleep(0.02)
-    seen = hv.status("b").longest_pause_ms
+    status = hv.status("b")
+    seen = status.longest_pause_ms
     assert abs(seen - downtime_ms) <= 10, f"guest saw {seen:.1f} ms, switch-over took {downtime_ms:.1f}"
+    assert status.resume_pause_ms == seen
 
 
 def test_destroy_leaves_no_files_and_no_processes(hv, state_dir):

@@ -72,6 +72,7 @@ class Guest:
         self.quit = threading.Event()
         self.restored: VcpuState | None = None
         self._last_tick = 0.0
+        self._resumed = False  # the next heartbeat is the first after a resume
 
     # ---- the vCPU loop ------------------------------------------------------------------
 
@@ -112,6 +113,9 @@ class Guest:
         if last and now_ns - last > layout.read_field(ram, "longest_gap_ns"):
             layout.write_field(ram, "longest_gap_ns", now_ns - last)
             layout.write_field(ram, "longest_gap_end_ns", now_ns)
+        if self._resumed:
+            self._resumed = False
+            layout.write_field(ram, "resume_gap_ns", now_ns - last if last else 0)
         layout.write_field(ram, "last_beat_ns", now_ns)
         layout.write_field(ram, "beats", layout.read_field(ram, "beats") + 1)
         layout.seal_header(ram)
@@ -179,6 +183,7 @@ class Guest:
             "pages_written": header["pages_written"] if booted else 0,
             "longest_gap_ns": header["longest_gap_ns"] if booted else 0,
             "beats": header["beats"] if booted else 0,
+            "resume_gap_ns": header["resume_gap_ns"] if booted else 0,
         }
 
     def op_pause(self, request: dict) -> dict:
@@ -191,6 +196,7 @@ class Guest:
             if not self.booted:
                 self._boot()
             self.running = True
+            self._resumed = True
             self._last_tick = time.monotonic()
         return {}
 

@@ -183,6 +183,7 @@ class SimHypervisor:
                     longest_pause_ms=_pause_ms(reply["longest_gap_ns"]),
                     corruption=reply["corruption"],
                     heartbeats=reply["beats"],
+                    resume_pause_ms=_pause_ms(reply["resume_gap_ns"]),
                 )
             except control.GuestGone:
                 pass  # died between the two looks: report it as such below
@@ -198,6 +199,7 @@ class SimHypervisor:
             corrupt=False,
             longest_pause_ms=_pause_ms(field("longest_gap_ns")),
             heartbeats=field("beats"),
+            resume_pause_ms=_pause_ms(field("resume_gap_ns")),
         )
 
     # ---- memory and state ------------------------------------------------------------
@@ -324,7 +326,10 @@ class SimHypervisor:
     def _state(self, name: str) -> str:
         gdir = self._dir(name)
         if self._live_pid(name) is not None:
-            return control.call(gdir, {"op": "status"})["state"]
+            try:
+                return control.call(gdir, {"op": "status"})["state"]
+            except control.GuestGone:
+                pass  # died just now: judged by its files below
         if (gdir / layout.STOPPED_FILE).exists() or not (gdir / layout.PID_FILE).exists():
             return base.STOPPED
         return base.DEAD

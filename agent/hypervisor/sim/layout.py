@@ -35,10 +35,11 @@ HEADER_FIELDS = {
     "longest_gap_ns": 48,  # longest time between two consecutive heartbeats
     "longest_gap_end_ns": 56,  # when that gap ended
     "beats": 64,
+    "resume_gap_ns": 72,  # the gap across the latest resume (a pause or a switch-over)
 }
-HEADER_BYTES = 72  # the fields above; then a u64 holding CRC-32 of bytes 0..HEADER_BYTES
-HEADER_CRC_OFFSET = 72
-HEADER_USED = 80  # the rest of the header page stays zero
+HEADER_BYTES = 80  # the fields above; then a u64 holding CRC-32 of bytes 0..HEADER_BYTES
+HEADER_CRC_OFFSET = 80
+HEADER_USED = 88  # the rest of the header page stays zero
 
 # Files in a guest's directory.
 SPEC_FILE = "spec.json"
