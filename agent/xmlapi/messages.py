@@ -132,3 +132,29 @@ def property_not_for_action(key: str, rtype: str, action: str) -> str:
 
 NO_RESOURCE_TYPE = "Item has no rasd:OtherResourceType"
 REPEATED_RESOURCE_TYPE = "Item has more than one rasd:OtherResourceType"
+
+
+# -- action handlers (§3.7, §5) -------------------------------------------------------------
+
+def unknown_spconfig(name: str) -> str:
+    return f"SP configuration {name} does not exist"
+
+
+def resource_required(rtype: str, action: str) -> str:
+    return f"{action} requires a {rtype} Item"
+
+
+def property_required(key: str, rtype: str, action: str) -> str:
+    return f"{action} requires property {key} of resource {rtype}"
+
+
+def all_with_names(action: str) -> str:
+    return f"{action}: -a cannot be combined with named domains"
+
+
+def no_migration_in_progress(name: str) -> str:
+    return f"No migration is in progress for domain {name}"
+
+
+def not_owned_by(what: str, name: str, domain: str) -> str:
+    return f"{what} {name} does not belong to domain {domain}"
