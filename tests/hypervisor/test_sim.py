@@ -110,6 +110,8 @@ def test_resume_pause_reports_only_the_latest_resume(hv):
     hv.start("two")
     time.sleep(0.05)
     hv.inject_stall("two", 0.15)
+    beats = hv.status("two").heartbeats
+    assert wait_for(lambda: hv.status("two").heartbeats > beats + 5)  # it ran again
     hv.pause("two")
     paused_at = time.monotonic()
     time.sleep(0.04)
