@@ -248,3 +248,13 @@ def test_guest_survives_the_agent_process_exiting(hv, state_dir):
         assert gone(pid)
     finally:
         libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def test_a_guest_that_cannot_map_its_memory_fails_to_start_with_the_reason(hv, state_dir):
+    hv.create(GuestSpec("shrunk", 16 * MiB))
+    os.truncate(state_dir / "shrunk" / layout.RAM_FILE, 0)  # damaged behind our back
+    with pytest.raises(HypervisorError, match="guest shrunk failed to start: .*cannot map"):
+        hv.start("shrunk")
+    assert hv.pid("shrunk") is None
+    with pytest.raises(HypervisorError, match="cannot map the memory of guest shrunk"):
+        hv.status("shrunk")
