@@ -101,7 +101,8 @@ def check_lifecycle(make: Make) -> None:
 
 
 def check_pause_is_exact(make: Make) -> None:
-    """Once pause returns, guest memory does not change for 200 ms; resume restarts writes."""
+    """Once pause returns, guest memory does not change for 200 ms; resume restarts writes.
+    (The suspend of §2.7 that M104's "memory at the suspend" relies on.)"""
     hv = make()
     with guest(hv, "still", workload="stream") as name:
         time.sleep(0.05)
@@ -118,7 +119,7 @@ def check_pause_is_exact(make: Make) -> None:
 
 def check_dirty_log_has_no_false_negatives(make: Make) -> None:
     """Every page whose content changed is in the union of the dirty syncs taken meanwhile,
-    while the guest writes concurrently with the syncs."""
+    while the guest writes concurrently with the syncs (§10.2; the base of M104, M106)."""
     hv = make()
     with guest(hv, "dirt", workload="db") as name:
         hv.pause(name)
@@ -141,7 +142,7 @@ def check_dirty_log_has_no_false_negatives(make: Make) -> None:
 
 
 def check_throttle_slows_the_guest(make: Make) -> None:
-    """A 90 % throttle cuts the guest's execution (heartbeats) well below half."""
+    """A 90 % throttle cuts the guest's execution (heartbeats) well below half (§10.6, M110)."""
     hv = make()
     with guest(hv, "slow", workload="db") as name:
 
@@ -165,8 +166,8 @@ def check_throttle_slows_the_guest(make: Make) -> None:
 
 
 def check_vcpu_state_moves_a_guest(make: Make) -> None:
-    """The migration target flow yields a guest that verifies and carries on writing;
-    a copy missing one final page is caught."""
+    """The migration target flow yields a guest that verifies and carries on writing (M104);
+    a copy missing one final page is caught (the guest-side twin of M113)."""
     hv = make()
     with guest(hv, "src", workload="web") as src, guest(hv, "dst", "web", start=False) as dst:
         time.sleep(0.1)
@@ -208,7 +209,8 @@ def check_vcpu_state_moves_a_guest(make: Make) -> None:
 
 
 def check_reattach_after_agent_restart(make: Make) -> None:
-    """A new hypervisor object on the same host finds and drives the running guest."""
+    """A new hypervisor object on the same host finds and drives the running guest
+    (§1.8: hypervisor state survives an agent crash)."""
     hv = make()
     with guest(hv, "keep") as name:
         pid = hv.status(name).pid

@@ -94,6 +94,7 @@ def test_a_running_guest_reports_corruption_it_runs_into(hv):
 
 
 def test_heartbeat_measures_an_injected_150ms_pause_within_10ms(hv):
+    """The guest's own heartbeat measures a stall it suffered (§10.8, the basis of M114)."""
     hv.create(GuestSpec("beat", 16 * MiB, workload="idle"))
     hv.start("beat")
     time.sleep(0.1)
