@@ -49,9 +49,12 @@ def build(cfg: AgentConfig, reactor):
     tls = TlsMaterial(cert, key)
     users = UsersFile(cfg.state_dir)
     authenticator = Authenticator(users, cfg.local_users, cfg.unknown_local_uid)
-    manager = open_manager(cfg)
+    hypervisor = open_hypervisor(cfg)
+    manager = open_manager(cfg, hypervisor)
     service = LdmService(server_name=cfg.host_name, max_document_bytes=cfg.max_document_bytes,
                          manager=manager)
+    from agent.guestwatch import GuestWatch
+    GuestWatch(hypervisor, manager, service.bus.publish, reactor).start()
     front = FrontDoorConfig(document_limit=cfg.max_document_bytes,
                             negotiation_timeout=cfg.negotiation_timeout)
     factory = build_factory(service, authenticator, tls, cfg.host_name, reactor=reactor, config=front)
@@ -68,30 +71,26 @@ def build(cfg: AgentConfig, reactor):
     return service, factory, [tcp, unix, mig], ready
 
 
-class _NoGuests:
-    """The guest port until the hypervisor is wired in: starting a domain fails clearly."""
+def open_hypervisor(cfg: AgentConfig):
+    """The simulated hypervisor; its guests live under ``<state-dir>/guests`` and are found
+    again after a restart."""
+    from agent.hypervisor.base import HypervisorError
+    from agent.hypervisor.sim.hypervisor import SimHypervisor
 
-    def launch(self, name: str, vcpus: int, memory_bytes: int) -> None:
-        raise RuntimeError(f"cannot start domain {name}: no hypervisor is configured in this agent")
-
-    def halt(self, name: str, force: bool) -> None:
-        pass
-
-    def reset(self, name: str) -> None:
-        raise RuntimeError(f"cannot reset domain {name}: no hypervisor is configured in this agent")
-
-    def panic(self, name: str) -> None:
-        self.reset(name)
-
-    def utilisation(self, name: str) -> float | None:
-        return None
+    try:
+        hv = SimHypervisor(cfg.state_dir / "guests")
+    except HypervisorError as e:
+        raise ConfigError(str(e)) from None
+    hv.reattach()
+    return hv
 
 
-def open_manager(cfg: AgentConfig):
+def open_manager(cfg: AgentConfig, hypervisor=None):
     """The domain manager on its SQLite store (created with `primary` at first start)."""
     import random
     import time
 
+    from agent.ldm.hvport import HypervisorGuests
     from agent.ldm.manager import Manager
     from agent.ldm.platform import default_platform, load_platform
     from agent.store.sqlite import SqliteStore
@@ -100,7 +99,9 @@ def open_manager(cfg: AgentConfig):
         platform = load_platform(cfg.platform) if cfg.platform else default_platform()
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot load platform {cfg.platform}: {e}") from None
-    return Manager(platform, SqliteStore(cfg.database), _NoGuests(), time.time, random.SystemRandom())
+    hv = hypervisor if hypervisor is not None else open_hypervisor(cfg)
+    return Manager(platform, SqliteStore(cfg.database), HypervisorGuests(hv), time.time,
+                   random.SystemRandom())
 
 
 def run(cfg: AgentConfig) -> int:

@@ -98,6 +98,17 @@ class AgentProcess:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def destroy_guests(self) -> None:
+        """Destroy every guest this agent's hypervisor knows (guests outlive the agent by
+        design, so tests and the demo clean them up explicitly)."""
+        from agent.hypervisor.sim.hypervisor import SimHypervisor
+
+        guests = self.state_dir / "guests"
+        if guests.is_dir():
+            hv = SimHypervisor(guests)
+            for name in hv.list():
+                hv.destroy(name)
+
     # -- administration -----------------------------------------------------------------
     def add_user(self, name: str, role: str, password: str) -> None:
         """``ldmx-agent user add`` with the password on standard input."""

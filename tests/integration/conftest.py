@@ -19,4 +19,5 @@ def live_agent(tmp_path_factory):
         yield agent
     finally:
         code = agent.stop()
+        agent.destroy_guests()
         assert code == 0, "agent did not exit cleanly:\n" + agent.log()
