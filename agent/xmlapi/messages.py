@@ -158,3 +158,7 @@ def no_migration_in_progress(name: str) -> str:
 
 def not_owned_by(what: str, name: str, domain: str) -> str:
     return f"{what} {name} does not belong to domain {domain}"
+
+
+def one_domain_per_data(action: str) -> str:
+    return f"{action} takes exactly one domain (Content) per data"

@@ -1,12 +1,18 @@
-"""Action handlers, one module per family; ``HANDLERS`` maps action names to them."""
+"""Action handlers, one module per family; ``HANDLERS`` maps action names to them.
+
+Every action of the table has a handler except ``migrate-domain``, which the migration
+room adds (``cancel-operation migration`` answers that nothing is in progress until then).
+"""
 
 from __future__ import annotations
 
-from agent.actions.handlers import lists, registration, unsupported
+from agent.actions.handlers import (devices, lifecycle, lists, pending, quantities,
+                                    registration, settings, unsupported, vio)
 from agent.actions.table import ACTIONS
 
 HANDLERS = {}
-for _module in (lists, registration, unsupported):
+for _module in (lifecycle, quantities, vio, settings, lists, devices, pending, registration,
+                unsupported):
     HANDLERS.update(_module.HANDLERS)
 
 _unknown = set(HANDLERS) - set(ACTIONS)
