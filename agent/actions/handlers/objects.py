@@ -73,6 +73,7 @@ def find_target(manager, action: str, data: Data, placement: str) -> Target:
     if not contents and placement == CONTENT:
         raise Refused([messages.domain_required(action)])
     domain = contents[0].name if contents else None
+    # add-domain names the domain it creates; the manager refuses a name in use.
     if domain is not None and domain not in manager.domains and action != "add-domain":
         raise Refused([messages.unknown_domain(domain)])
     items = [it for c in contents for it in c.items()]
