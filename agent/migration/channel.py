@@ -13,8 +13,10 @@ import datetime
 import hashlib
 import hmac
 import os
+import select
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,6 +40,7 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_file, key_file)
+    context.num_tickets = 0  # no resumption, and no stray records after the handshake
     return context
 
 
@@ -113,9 +116,9 @@ class DataChannel:
             self.sock.sendall(payload)
         return size
 
-    def read_header(self) -> tuple[frames.Header, bytes]:
+    def read_header(self, first_byte_read: bool = False) -> tuple[frames.Header, bytes]:
         """Read and parse the next header; return it with its raw bytes (for the checksum)."""
-        self.read_into(self._header_view)
+        self.read_into(self._header_view[1:] if first_byte_read else self._header_view)
         raw = bytes(self._header)
         header = frames.parse_header(raw)
         frames.check_sequence(header, self._recv_seq)
@@ -133,15 +136,43 @@ class DataChannel:
                 raise ChannelError("the data connection was closed by the peer")
             received += count
 
-    def read_frame(self, max_payload: int = 1 << 20) -> frames.Frame:
+    def read_frame(self, max_payload: int = 1 << 20, first_byte_read: bool = False) -> frames.Frame:
         """Read one small frame whole and check it."""
-        header, raw = self.read_header()
+        header, raw = self.read_header(first_byte_read)
         if header.length > max_payload:
             raise frames.FrameError(f"{header.name} frame too large ({header.length} bytes)")
         payload = bytearray(header.length)
         self.read_into(memoryview(payload))
         frames.check_payload(raw, header, payload)
         return frames.Frame(header, bytes(payload))
+
+    def poll_frame(self) -> frames.Frame | None:
+        """Return the next frame if one has started to arrive, else None, without blocking."""
+        if not self.sock.pending() and not select.select([self.sock], [], [], 0)[0]:
+            return None
+        # Readable may mean TLS housekeeping only, so try one byte without blocking.
+        self.sock.setblocking(False)
+        try:
+            got = self.sock.recv_into(self._header_view[:1], 1)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return None
+        finally:
+            self.sock.setblocking(True)
+        if got == 0:
+            raise ChannelError("the data connection was closed by the peer")
+        return self.read_frame(first_byte_read=True)
+
+    def drain(self, seconds: float) -> None:
+        """Read and discard until the peer closes or ``seconds`` have passed."""
+        deadline = time.monotonic() + seconds
+        scratch = bytearray(65536)
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                if not self.sock.recv_into(scratch):
+                    return
+            except (OSError, ValueError):
+                return
 
     def close(self) -> None:
         try:

@@ -26,6 +26,9 @@ from agent.migration.stats import MigrationStatistics, StatsRecorder
 COMPRESSION_NONE = "none"
 COMPRESSION_ZSTD = "zstd"
 
+_DRAIN_S = 2.0  # how long a failing target reads on so that its ERROR frame gets through
+_POLL_FRAMES = 32  # how often the source looks for an ERROR from the target mid-round
+
 FINISH = "finish"  # switch over at the next opportunity, whatever the budget says
 ABORT = "abort"  # stop copying and give the guest back
 
@@ -135,6 +138,7 @@ class SourceEngine:
         self._frames_sent = 1  # the HELLO
         self._paused_at: float | None = None
         self._throttle = 0
+        self._pending = b""  # the dirty bitmap of the latest sync, not yet sent
 
     def statistics(self) -> MigrationStatistics:
         return self.stats.snapshot()
@@ -156,7 +160,8 @@ class SourceEngine:
         while True:
             started = self.clock()
             payload, raw, handled = self._send_runs(runs)
-            runs = pagescan.dirty_runs(self.hv.get_and_clear_dirty(self.name), self.page_count)
+            self._pending = self.hv.get_and_clear_dirty(self.name)
+            runs = pagescan.dirty_runs(self._pending, self.page_count)
             dirty = pagescan.run_pages(runs)
             self._round_end(round_number, dirty)
             report = precopy.RoundReport(
@@ -211,7 +216,17 @@ class SourceEngine:
                     raw_total += length * ps
                 self._frames_sent += 1
                 handled += length
+                if not self._frames_sent % _POLL_FRAMES:
+                    self._check_peer()
         return payload_total, raw_total, handled
+
+    def _check_peer(self) -> None:
+        """Stop early when the target has something to say mid-round (always an ERROR)."""
+        frame = self.channel.poll_frame()
+        if frame is not None:
+            if frame.header.kind == frames.ERROR:
+                raise TransferAborted("target reported: " + frame.payload.decode("utf-8", "replace"))
+            raise frames.FrameError(f"unexpected {frame.header.name} frame from the target")
 
     def _round_end(self, round_number: int, dirty: int) -> None:
         snapshot = json.dumps(self.stats.snapshot().as_dict()).encode()
@@ -236,8 +251,11 @@ class SourceEngine:
         if self._throttle:
             self.hv.throttle(self.name, 0)  # the throttle ends with the suspend (§10.6)
             self._throttle = 0
-        runs = pagescan.dirty_runs(self.hv.get_and_clear_dirty(self.name), self.page_count)
-        self._send_runs(runs)
+        # The final set is what the last round's sync found plus what was written since.
+        final = self.hv.get_and_clear_dirty(self.name)
+        merged = int.from_bytes(final, "little") | int.from_bytes(self._pending, "little")
+        bitmap = merged.to_bytes(max(len(final), len(self._pending)), "little")
+        self._send_runs(pagescan.dirty_runs(bitmap, self.page_count))
         blob = self.hv.get_vcpu_state(self.name)
         self.channel.send(frames.VCPU, len(blob), 0, blob)
         self.stats.state(len(blob))
@@ -324,6 +342,9 @@ class TargetEngine:
             message = str(error) or type(error).__name__
             try:
                 self.channel.send(frames.ERROR, payload=message.encode("utf-8")[:4096])
+                # Closing with unread data would reset the connection and could destroy
+                # the ERROR frame before the source reads it.
+                self.channel.drain(_DRAIN_S)
             except Exception:
                 pass
             self.channel.close()

@@ -1,0 +1,311 @@
+"""Source and target engines over real loopback TLS with an in-memory hypervisor.
+
+Covers spec §10.2-§10.7 (M105, M106, M107, M109-M111, M113, M118) and the issue's
+acceptance: a corrupted frame fails the migration cleanly with the source untouched.
+"""
+
+import os
+import threading
+import zlib
+
+import pytest
+
+from agent.migration import channel, dataplane, frames
+from agent.migration.dataplane import SourceEngine, TargetEngine, TransferOptions
+from agent.migration.precopy import PrecopyConfig
+
+PAGE = 8192
+
+
+class FakeGuest:
+    def __init__(self, pages, vcpu=b"vcpu-state"):
+        self.ram = bytearray(pages * PAGE)
+        self.bitmap = bytearray((pages + 7) // 8)
+        self.state = "running"
+        self.vcpu = vcpu
+        self.throttles = []
+        self.loaded_vcpu = None
+        self.on_sync = None  # called with (guest, sync_number) while the guest runs
+        self.syncs = 0
+
+    def write(self, page, data):
+        self.ram[page * PAGE:(page + 1) * PAGE] = data
+        self.bitmap[page // 8] |= 1 << (page % 8)
+
+
+class FakeHypervisor:
+    """The slice of the Hypervisor interface the data plane uses, over bytearrays."""
+
+    page_size = PAGE
+
+    def __init__(self):
+        self.guests = {}
+
+    def add(self, name, pages, **kw):
+        self.guests[name] = FakeGuest(pages, **kw)
+        return self.guests[name]
+
+    def map_ram(self, name, writable=False):
+        view = memoryview(self.guests[name].ram)
+        return view if writable else view.toreadonly()
+
+    def get_and_clear_dirty(self, name):
+        guest = self.guests[name]
+        if guest.on_sync and guest.state == "running":
+            guest.on_sync(guest, guest.syncs)
+        guest.syncs += 1
+        out = bytes(guest.bitmap)
+        guest.bitmap[:] = bytes(len(guest.bitmap))
+        return out
+
+    def pause(self, name):
+        self.guests[name].state = "paused"
+
+    def resume(self, name):
+        self.guests[name].state = "running"
+
+    def throttle(self, name, percent):
+        self.guests[name].throttles.append(percent)
+
+    def get_vcpu_state(self, name):
+        return self.guests[name].vcpu
+
+    def set_vcpu_state(self, name, blob):
+        self.guests[name].loaded_vcpu = blob
+
+
+def page_bytes(page, generation):
+    seed = f"{page}:{generation}".encode()
+    return (seed * (PAGE // len(seed) + 1))[:PAGE - 4] + zlib.crc32(seed).to_bytes(4, "big")
+
+
+def random_page():
+    return os.urandom(PAGE)
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    cert, key, fp = channel.make_self_signed(str(tmp_path_factory.mktemp("tls")))
+    return channel.server_context(cert, key), fp
+
+
+def migrate(tls, source_hv, target_hv, options=None, source_channel_class=None, stop=None,
+            on_round=None):
+    """Run both engines over loopback TLS; return (source result, target result)."""
+    context, fp = tls
+    token = os.urandom(32)
+    listener = channel.DataListener(context)
+    pages = len(source_hv.guests["g"].ram) // PAGE
+    box = {}
+
+    def target_side():
+        try:
+            chan, login = listener.accept(channel.token_checker(token), timeout=10)
+            box["target"] = TargetEngine(target_hv, "g", chan, login).run()
+        except Exception as error:  # surfaced by the assertion below
+            box["target_error"] = error
+
+    thread = threading.Thread(target=target_side, daemon=True)
+    thread.start()
+    try:
+        chan = channel.connect("127.0.0.1", listener.port, fp, token, pages)
+        if source_channel_class is not None:
+            chan.__class__ = source_channel_class
+        engine = SourceEngine(source_hv, "g", chan, options, stop=stop, on_round=on_round)
+        result = engine.run()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "target engine did not finish"
+    finally:
+        listener.close()
+    assert "target_error" not in box, box.get("target_error")
+    return result, box["target"]
+
+
+def make_pair(pages):
+    src, dst = FakeHypervisor(), FakeHypervisor()
+    guest = src.add("g", pages)
+    dst.add("g", pages)
+    return src, dst, guest
+
+
+def test_idle_guest_round_trip_copies_memory_and_skips_zero_pages(tls):
+    """M105: round 0 sends each non-zero page once; zero pages only as ZERO runs."""
+    src, dst, guest = make_pair(1024)
+    written = [0, 1, 2, 100, 101, 500, 1023]
+    for page in written:
+        guest.write(page, page_bytes(page, 1))
+    result, received = migrate(tls, src, dst)
+    assert result.ok and received.ok, (result.error, received.error)
+    assert dst.guests["g"].ram == guest.ram
+    assert result.switchover == "empty"
+    stats = result.statistics
+    assert stats.normal_pages == len(written)
+    assert stats.constant_pages == 1024 - len(written)
+    assert stats.transferred == len(written) * PAGE + len(guest.vcpu)
+    assert stats.round == 1 and received.rounds == 1
+    assert guest.state == "paused"  # left for the commit step to decide
+    assert dst.guests["g"].loaded_vcpu == guest.vcpu
+
+
+def test_busy_guest_converges_and_target_equals_source_at_suspend(tls):
+    """M106: later rounds send the dirty set; the final memory matches page for page."""
+    src, dst, guest = make_pair(2048)
+    for page in range(2048):
+        guest.write(page, random_page())
+
+    def dirty_some(g, sync):
+        for page in range(sync * 7 % 50, 2048, 97 + sync):
+            g.write(page, page_bytes(page, sync + 2))
+        if sync == 3:
+            g.write(5, bytes(PAGE))  # a page that becomes zero must travel as ZERO
+
+    guest.on_sync = dirty_some
+    # A budget too small to be met until the dirty set is small, then met.
+    options = TransferOptions(PrecopyConfig(downtime_budget_ms=0.5, max_rounds=8,
+                                            timeout_action="force"))
+    result, received = migrate(tls, src, dst, options)
+    assert result.ok and received.ok, (result.error, received.error)
+    assert dst.guests["g"].ram == guest.ram
+    assert bytes(dst.guests["g"].ram[5 * PAGE:6 * PAGE]) == bytes(PAGE)
+    assert result.statistics.round >= 2
+    assert received.rounds == result.statistics.round
+
+
+def test_compressible_pages_travel_compressed_and_random_ones_raw(tls):
+    """M107 (with zstd): compression only where it pays; the ratio matches the bytes."""
+    src, dst, guest = make_pair(512)
+    for page in range(0, 256):
+        guest.write(page, page_bytes(page, 1))  # repetitive: compresses well
+    for page in range(256, 512):
+        guest.write(page, random_page())
+    options = TransferOptions(compression="zstd")
+    result, received = migrate(tls, src, dst, options)
+    assert result.ok and received.ok, (result.error, received.error)
+    assert dst.guests["g"].ram == guest.ram
+    stats = result.statistics
+    assert stats.normal_bytes == 512 * PAGE
+    assert 256 * PAGE < stats.transferred < 300 * PAGE
+    assert stats.compression_ratio == pytest.approx(stats.transferred / stats.normal_bytes)
+
+
+class CorruptingChannel(channel.DataChannel):
+    """Flips one byte of the third PAGES payload after its checksum was computed."""
+
+    pages_seen = 0
+
+    def send(self, kind, arg0=0, arg1=0, payload=b"", flags=0):
+        if kind == frames.PAGES:
+            CorruptingChannel.pages_seen += 1
+            if CorruptingChannel.pages_seen == 3:
+                header = frames.encode_header(kind, self._send_seq, arg0, arg1, payload, flags)
+                self._send_seq += 1
+                bad = bytearray(payload)
+                bad[100] ^= 0x40
+                self.sock.sendall(header + bytes(bad))
+                return len(bad)
+        return super().send(kind, arg0, arg1, payload, flags)
+
+
+def test_corrupted_frame_fails_the_migration_and_leaves_the_source_running(tls):
+    """M113 / issue acceptance: the target detects the bad frame, the source is untouched."""
+    src, dst, guest = make_pair(4096)
+    for page in range(4096):
+        guest.write(page, random_page())
+    before = bytes(guest.ram)
+    CorruptingChannel.pages_seen = 0
+    result, received = migrate(tls, src, dst, source_channel_class=CorruptingChannel)
+    assert not received.ok and "checksum mismatch" in received.error
+    assert not result.ok and "checksum mismatch" in result.error
+    assert guest.state == "running"
+    assert bytes(guest.ram) == before
+    assert result.statistics.status == "failed"
+    assert dst.guests["g"].loaded_vcpu is None
+
+
+def test_cancel_during_precopy_resumes_nothing_and_keeps_the_source_running(tls):
+    src, dst, guest = make_pair(1024)
+    for page in range(1024):
+        guest.write(page, random_page())
+    stop = dataplane.StopSignal()
+    guest.on_sync = lambda g, sync: [g.write(p, random_page()) for p in range(0, 1024, 2)]
+    options = TransferOptions(PrecopyConfig(downtime_budget_ms=0.01, auto_converge=False))
+
+    def on_round(stats):
+        if stats.round == 2:
+            stop.abort()
+
+    result, received = migrate(tls, src, dst, options, stop=stop, on_round=on_round)
+    assert not result.ok and result.error == "the migration was cancelled"
+    assert not received.ok and "source aborted" in received.error
+    assert guest.state == "running"
+
+
+def test_finish_signal_forces_the_switch_over(tls):
+    src, dst, guest = make_pair(1024)
+    guest.on_sync = lambda g, sync: [g.write(p, random_page()) for p in range(0, 1024, 2)]
+    stop = dataplane.StopSignal()
+    options = TransferOptions(PrecopyConfig(downtime_budget_ms=0.01, auto_converge=False))
+
+    def on_round(stats):
+        if stats.round == 3:
+            stop.finish()
+
+    result, received = migrate(tls, src, dst, options, stop=stop, on_round=on_round)
+    assert result.ok and result.switchover == "forced"
+    assert result.statistics.round == 3
+    assert dst.guests["g"].ram == guest.ram
+
+
+def test_non_converging_guest_is_throttled_then_aborted_at_the_round_cap(tls):
+    """M110, M111: throttle steps reach the hypervisor; abort removes the throttle."""
+    src, dst, guest = make_pair(512)
+    guest.on_sync = lambda g, sync: [g.write(p, random_page()) for p in range(512)]
+    options = TransferOptions(PrecopyConfig(downtime_budget_ms=0.01, max_rounds=8))
+    result, received = migrate(tls, src, dst, options)
+    assert not result.ok
+    assert result.error == "Migration of domain g did not converge: the limit of 8 rounds was reached"
+    assert guest.throttles[:3] == [20, 30, 40]
+    assert guest.throttles[-1] == 0
+    assert guest.state == "running"
+    assert not received.ok
+
+
+def test_non_converging_guest_with_force_switches_over_unthrottled(tls):
+    src, dst, guest = make_pair(512)
+    guest.on_sync = lambda g, sync: [g.write(p, random_page()) for p in range(512)]
+    options = TransferOptions(PrecopyConfig(downtime_budget_ms=0.01, max_rounds=5,
+                                            timeout_action="force"))
+    result, received = migrate(tls, src, dst, options)
+    assert result.ok and received.ok
+    assert result.switchover == "forced" and received.switchover == "forced"
+    assert guest.throttles[-1] == 0  # the throttle ends at the suspend
+    assert dst.guests["g"].ram == guest.ram
+
+
+def test_statistics_stay_consistent_at_every_round(tls):
+    """M118: data-total = processed + remaining; memory-total constant; rounds counted."""
+    src, dst, guest = make_pair(1024)
+    for page in range(0, 1024, 3):
+        guest.write(page, random_page())
+    guest.on_sync = lambda g, sync: [g.write(p, random_page()) for p in range(sync, 300, 5)]
+    seen = []
+    options = TransferOptions(PrecopyConfig(downtime_budget_ms=0.01, max_rounds=4,
+                                            timeout_action="force"))
+    result, _ = migrate(tls, src, dst, options, on_round=seen.append)
+    assert result.ok
+    for stats in seen + [result.statistics]:
+        assert stats.data_total == stats.data_processed + stats.data_remaining
+        assert stats.memory_total == 1024 * PAGE
+    assert [s.round for s in seen] == [1, 2, 3, 4]
+    assert seen[0].memory_remaining == (len(range(0, 300, 5))) * PAGE
+    assert result.statistics.memory_remaining == 0
+    assert result.statistics.data_remaining == 0
+
+
+def test_target_refuses_a_source_of_a_different_size(tls):
+    src, dst = FakeHypervisor(), FakeHypervisor()
+    src.add("g", 64)
+    dst.add("g", 128)
+    result, received = migrate(tls, src, dst)
+    assert not received.ok and "64 pages" in received.error
+    assert not result.ok and src.guests["g"].state == "running"
