@@ -155,14 +155,14 @@ class SourceEngine:
 
     def _precopy(self) -> str:
         self.hv.get_and_clear_dirty(self.name)  # round 0 must see every write after it
-        runs = [(0, self.page_count)]
+        runs = self._round0_runs()
         round_number = 0
         while True:
             started = self.clock()
             payload, raw, handled = self._send_runs(runs)
             self._pending = self.hv.get_and_clear_dirty(self.name)
-            runs = pagescan.dirty_runs(self._pending, self.page_count)
-            dirty = pagescan.run_pages(runs)
+            runs = [(False, f, c) for f, c in pagescan.dirty_runs(self._pending, self.page_count)]
+            dirty = sum(c for _, _, c in runs)
             self._round_end(round_number, dirty)
             report = precopy.RoundReport(
                 round_number, started, self.clock(), payload, raw, handled, dirty
@@ -192,8 +192,20 @@ class SourceEngine:
                 self.stats.update(throttle=decision.throttle)
             round_number += 1
 
-    def _send_runs(self, runs: list[tuple[int, int]]) -> tuple[int, int, int]:
-        """Send every page of ``runs``; return (payload bytes, raw data bytes, pages)."""
+    def _round0_runs(self) -> list[tuple[bool, int, int]]:
+        """Every page, with the RAM file's holes marked when the hypervisor can tell them.
+
+        ``memory_extents(name)`` is an optional hypervisor capability: the runs of pages
+        that may hold data. It is asked after the dirty log was cleared, so a page written
+        into a hole later is in the next round's dirty set.
+        """
+        extents = getattr(self.hv, "memory_extents", None)
+        if extents is None:
+            return [(False, 0, self.page_count)]
+        return pagescan.cover(extents(self.name), self.page_count)
+
+    def _send_runs(self, runs: list[tuple[bool, int, int]]) -> tuple[int, int, int]:
+        """Send every page of ``(is_hole, first, count)`` runs; return (payload, raw, pages)."""
         ps = self.page_size
         ram = self.ram
         send = self.channel.send
@@ -201,8 +213,9 @@ class SourceEngine:
         stop = self.stop
         stats = self.stats
         payload_total = raw_total = handled = 0
-        for first, count in runs:
-            for is_zero, start, length in self.scanner.pieces(first, count):
+        for is_hole, first, count in runs:
+            pieces = [(True, first, count)] if is_hole else self.scanner.pieces(first, count)
+            for is_zero, start, length in pieces:
                 if stop.value == ABORT:
                     raise TransferAborted("the migration was cancelled")
                 if is_zero:
@@ -255,7 +268,7 @@ class SourceEngine:
         final = self.hv.get_and_clear_dirty(self.name)
         merged = int.from_bytes(final, "little") | int.from_bytes(self._pending, "little")
         bitmap = merged.to_bytes(max(len(final), len(self._pending)), "little")
-        self._send_runs(pagescan.dirty_runs(bitmap, self.page_count))
+        self._send_runs([(False, f, c) for f, c in pagescan.dirty_runs(bitmap, self.page_count)])
         blob = self.hv.get_vcpu_state(self.name)
         self.channel.send(frames.VCPU, len(blob), 0, blob)
         self.stats.state(len(blob))

@@ -1,11 +1,11 @@
 """Bulk page scanning for the data plane: dirty bitmap -> runs, runs -> zero/data pieces.
 
 Pure functions over buffers. The hot path avoids per-page Python work where it can:
-the bitmap is skipped a whole zero byte-span at a time (a regular expression runs at C
-speed) and decoded 512 bits at a time with integer bit tricks; zero detection compares
-a whole run of pages against a preallocated zero buffer with ``bytes.startswith``, which
-is a ``memcmp`` over the memoryview without copying, and only looks at single pages
-inside a run that is not entirely zero.
+the bitmap is decoded by the hypervisor package's bulk scanner (C-speed string searches);
+zero detection compares a whole run of pages against a preallocated zero buffer with
+``bytes.startswith``, which is a ``memcmp`` over the memoryview without copying, and
+only looks at single pages inside a run that is not entirely zero. Holes of a sparse
+RAM file (``cover``) are known zero and never read at all.
 
 Bitmap convention (the hypervisor's dirty log): page ``i`` is bit ``i % 8`` of byte
 ``i // 8`` (least significant bit first).
@@ -13,40 +13,14 @@ Bitmap convention (the hypervisor's dirty log): page ``i`` is bit ``i % 8`` of b
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
-_NONZERO_SPAN = re.compile(rb"[^\x00]+")
-_DECODE_BYTES = 64  # 512 pages per integer: small enough for cheap shifts
+from agent.hypervisor import pagescan as hvscan
 
 
-def dirty_runs(bitmap: bytes | bytearray | memoryview, page_count: int) -> list[tuple[int, int]]:
-    """Return the set bits of ``bitmap`` as ascending, coalesced ``(first_page, count)`` runs.
-
-    Bits at or beyond ``page_count`` are ignored.
-    """
-    runs: list[tuple[int, int]] = []
-    data = bytes(bitmap)
-    for match in _NONZERO_SPAN.finditer(data):
-        span_start, span_end = match.span()
-        for offset in range(span_start, span_end, _DECODE_BYTES):
-            piece = data[offset : min(offset + _DECODE_BYTES, span_end)]
-            _decode_piece(int.from_bytes(piece, "little"), offset * 8, runs)
-    return _clip(runs, page_count)
-
-
-def _decode_piece(bits: int, base: int, runs: list[tuple[int, int]]) -> None:
-    while bits:
-        skip = (bits & -bits).bit_length() - 1
-        bits >>= skip
-        ones = (bits ^ (bits + 1)).bit_length() - 1  # trailing one bits
-        start = base + skip
-        if runs and runs[-1][0] + runs[-1][1] == start:
-            runs[-1] = (runs[-1][0], runs[-1][1] + ones)
-        else:
-            runs.append((start, ones))
-        bits >>= ones
-        base = start + ones
+def dirty_runs(bitmap: bytes, page_count: int) -> list[tuple[int, int]]:
+    """The set bits of ``bitmap`` as ascending ``(first_page, count)`` runs below ``page_count``."""
+    return _clip(hvscan.dirty_runs(bitmap), page_count)
 
 
 def _clip(runs: list[tuple[int, int]], page_count: int) -> list[tuple[int, int]]:
@@ -56,6 +30,23 @@ def _clip(runs: list[tuple[int, int]], page_count: int) -> list[tuple[int, int]]
             runs.append((first, page_count - first))
             break
     return runs
+
+
+def cover(extents: list[tuple[int, int]], page_count: int) -> list[tuple[bool, int, int]]:
+    """Turn data extents into ``(is_hole, first, count)`` runs covering every page in order."""
+    out: list[tuple[bool, int, int]] = []
+    position = 0
+    for first, count in extents:
+        first = max(first, position)
+        end = min(first + count, page_count) if count else first
+        if first > position:
+            out.append((True, position, first - position))
+        if end > first:
+            out.append((False, first, end - first))
+        position = max(position, end)
+    if position < page_count:
+        out.append((True, position, page_count - position))
+    return out
 
 
 def run_pages(runs: list[tuple[int, int]]) -> int:

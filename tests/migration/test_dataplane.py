@@ -309,3 +309,22 @@ def test_target_refuses_a_source_of_a_different_size(tls):
     result, received = migrate(tls, src, dst)
     assert not received.ok and "64 pages" in received.error
     assert not result.ok and src.guests["g"].state == "running"
+
+
+def test_holes_reported_by_the_hypervisor_travel_as_zero_runs(tls):
+    """With memory_extents, round 0 sends known holes as ZERO runs; the copy stays exact."""
+    src, dst, guest = make_pair(1024)
+    for page in (3, 4, 800):
+        guest.write(page, random_page())
+    asked = []
+
+    def memory_extents(name):
+        asked.append(name)
+        return [(0, 8), (800, 1)]
+
+    src.memory_extents = memory_extents
+    result, received = migrate(tls, src, dst)
+    assert result.ok and received.ok
+    assert asked == ["g"]
+    assert dst.guests["g"].ram == guest.ram
+    assert result.statistics.constant_pages == 1024 - 3
