@@ -139,6 +139,7 @@ class SourceEngine:
         self._paused_at: float | None = None
         self._throttle = 0
         self._pending = b""  # the dirty bitmap of the latest sync, not yet sent
+        self._snapshot = memoryview(bytearray(self.options.max_run_pages * self.page_size))
 
     def statistics(self) -> MigrationStatistics:
         return self.stats.snapshot()
@@ -212,6 +213,7 @@ class SourceEngine:
         pack = self.compressor.pack
         stop = self.stop
         stats = self.stats
+        snapshot = self._snapshot
         payload_total = raw_total = handled = 0
         for is_hole, first, count in runs:
             pieces = [(True, first, count)] if is_hole else self.scanner.pieces(first, count)
@@ -222,7 +224,12 @@ class SourceEngine:
                     send(frames.ZERO, start, length)
                     stats.pages(True, length, 0)
                 else:
-                    payload, flags = pack(ram[start * ps : (start + length) * ps])
+                    # Snapshot first: the guest keeps writing, and the checksum and the
+                    # bytes sent must describe the same content. Later writes are in the
+                    # dirty log and travel in the next round.
+                    size = length * ps
+                    snapshot[:size] = ram[start * ps : start * ps + size]
+                    payload, flags = pack(snapshot[:size])
                     size = send(frames.PAGES, start, length, payload, flags)
                     stats.pages(False, length, size)
                     payload_total += size

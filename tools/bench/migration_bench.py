@@ -1,0 +1,452 @@
+"""Live-migration data plane benchmark: real guests, two processes, loopback TLS.
+
+    python tools/bench/migration_bench.py [--quick] [--json FILE] [--runs N]
+        [--scenarios idle,web,...] [--compression none|zstd] [--no-extents]
+        [--diabolical-action force|abort] [--twisted-baseline]
+
+The source engine runs in this process, the target engine in a child process started
+from this same file (``--target-server``); each has its own simulated hypervisor and
+state directory. For each scenario the source guest's memory is filled with stamped
+pages (as a long-running guest would have it), the guest runs its workload for a
+warm-up second, then the migration runs, the target guest is resumed, and the guest's
+own heartbeat reports the pause it saw (``resume_pause_ms``) and its integrity oracle
+judges the copy.
+
+Baselines, measured in the same invocation: a raw TLS copy of the same number of bytes
+between the same two processes with the same TLS context (large ``sendall`` calls on
+the sender, ``recv_into`` a reused buffer on the receiver), and a plain in-memory copy.
+With ``--twisted-baseline`` the raw copy is repeated with a Twisted TLS sender (producer
+writes through the reactor), to compare the two I/O models of the data-plane thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from agent.hypervisor import pagescan as hvscan  # noqa: E402
+from agent.hypervisor.base import GuestSpec  # noqa: E402
+from agent.hypervisor.sim import SimHypervisor, layout, oracle  # noqa: E402
+from agent.migration import channel  # noqa: E402
+from agent.migration.dataplane import SourceEngine, TargetEngine, TransferOptions  # noqa: E402
+from agent.migration.precopy import PrecopyConfig  # noqa: E402
+from tools.bench.common import percentile, write_json  # noqa: E402
+
+MiB = 1 << 20
+GiB = 1 << 30
+RAW_CHUNK = 4 * MiB
+
+# name: (memory bytes, workload, touched bytes or None for all)
+SCENARIOS = {
+    "idle": (GiB, "idle", None),
+    "web": (GiB, "web", None),
+    "db": (GiB, "db", None),
+    "sparse-4g": (4 * GiB, "idle", 256 * MiB),
+    "full-256m": (256 * MiB, "idle", None),
+    "diabolical": (512 * MiB, "diabolical", None),
+}
+QUICK = {
+    "idle": (256 * MiB, "idle", None),
+    "web": (256 * MiB, "web", None),
+}
+DEFAULT_ORDER = ["idle", "web", "db", "sparse-4g", "full-256m", "diabolical"]
+
+
+class BenchHypervisor(SimHypervisor):
+    """The simulator plus the optional ``memory_extents`` capability the engine can use.
+
+    It reads the RAM file's allocated extents (SEEK_DATA/SEEK_HOLE). The file's place is
+    the simulator's business, so this adapter lives in the benchmark, not in the engine.
+    """
+
+    def memory_extents(self, name: str) -> list[tuple[int, int]]:
+        path = self.state_dir / name / layout.RAM_FILE
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            npages = os.fstat(fd).st_size // self.page_size
+            return hvscan.allocated_page_runs(fd, self.page_size, npages)
+        finally:
+            os.close(fd)
+
+
+class PlainHypervisor(SimHypervisor):
+    """The simulator without extents: round 0 reads every page."""
+
+
+def prefill(hv: SimHypervisor, name: str, memory: int, touched: int | None) -> int:
+    """Write stamped pages into a stopped guest, keeping its oracle consistent.
+
+    Uses the simulator's layout and painter directly (benchmark set-up only): the
+    hypervisor interface has no bulk "age this guest" operation.
+    """
+    ram = hv.map_ram(name, writable=True)
+    geo = layout.geometry_for(memory, hv.page_size)
+    layout.init_header(ram, geo)
+    pages = geo.data_pages if touched is None else min(geo.data_pages, touched // hv.page_size)
+    painter = oracle.PagePainter(hv.page_size)
+    ledger = oracle.ledger_view(ram, geo)
+    first = geo.first_data_page
+    for index in range(first, first + pages):
+        painter.paint(ram, index, 1)
+        ledger[index] = 1
+    layout.write_field(ram, "pages_written", pages)
+    layout.seal_header(ram)
+    ledger.release()
+    ram.release()
+    return pages
+
+
+# ---- target process ------------------------------------------------------------------
+
+
+def target_server(state_dir: str, extents: bool) -> None:
+    """Serve migration and raw-copy jobs read as JSON lines on stdin."""
+    hv = (BenchHypervisor if extents else PlainHypervisor)(state_dir)
+    cert, key, fp = channel.make_self_signed(state_dir)
+    context = channel.server_context(cert, key)
+    listener = channel.DataListener(context)
+    print(json.dumps({"port": listener.port, "fingerprint": fp}), flush=True)
+    for line in sys.stdin:
+        job = json.loads(line)
+        if job["op"] == "quit":
+            break
+        if job["op"] == "raw":
+            answer = raw_receive(listener, job["bytes"])
+        else:
+            answer = receive_guest(hv, listener, job)
+        print(json.dumps(answer), flush=True)
+    listener.close()
+
+
+def receive_guest(hv: SimHypervisor, listener: channel.DataListener, job: dict) -> dict:
+    name = job["name"]
+    hv.create(GuestSpec(name, job["memory"], workload=job["workload"]))
+    hv.start(name, paused=True)
+    try:
+        chan, login = listener.accept(channel.token_checker(bytes.fromhex(job["token"])), 60)
+        result = TargetEngine(hv, name, chan, login).run()
+        chan.close()
+        answer = {"ok": result.ok, "error": result.error, "rounds": result.rounds}
+        if result.ok:
+            hv.resume(name)
+            time.sleep(0.3)  # let the heartbeat tick on the target
+            status = hv.status(name)
+            problem = hv.verify(name)
+            answer.update(
+                downtime_ms=status.resume_pause_ms,
+                corrupt=status.corrupt,
+                corruption=status.corruption,
+                problem=problem,
+                integrity_ok=problem is None and not status.corrupt,
+            )
+        return answer
+    finally:
+        hv.stop(name, force=True)
+        hv.destroy(name)
+
+
+def raw_receive(listener: channel.DataListener, total: int) -> dict:
+    raw, _ = listener.sock.accept()
+    sock = listener.context.wrap_socket(raw, server_side=True)
+    buffer = memoryview(bytearray(RAW_CHUNK))
+    received = 0
+    while received < total:
+        count = sock.recv_into(buffer, min(RAW_CHUNK, total - received))
+        if not count:
+            break
+        received += count
+    sock.sendall(b"k")
+    sock.close()
+    return {"ok": received == total, "received": received}
+
+
+# ---- source side ---------------------------------------------------------------------
+
+
+class Target:
+    """The child process holding the target engine."""
+
+    def __init__(self, state_dir: str, extents: bool) -> None:
+        argv = [sys.executable, __file__, "--target-server", state_dir]
+        if not extents:
+            argv.append("--no-extents")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        hello = json.loads(self.proc.stdout.readline())
+        self.port = hello["port"]
+        self.fingerprint = hello["fingerprint"]
+
+    def send(self, job: dict) -> None:
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+
+    def answer(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the target process ended unexpectedly")
+        return json.loads(line)
+
+    def close(self) -> None:
+        try:
+            self.send({"op": "quit"})
+            self.proc.wait(timeout=30)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def raw_tls_copy(target: Target, total: int, payload: memoryview) -> float:
+    """Seconds to push ``total`` bytes through TLS to the target process."""
+    target.send({"op": "raw", "bytes": total})
+    raw = socket.create_connection(("127.0.0.1", target.port))
+    sock = channel.client_context().wrap_socket(raw)
+    started = time.perf_counter()
+    sent = 0
+    while sent < total:
+        chunk = payload[: min(RAW_CHUNK, total - sent)]
+        sock.sendall(chunk)
+        sent += chunk.nbytes
+    sock.recv(1)
+    elapsed = time.perf_counter() - started
+    sock.close()
+    if not target.answer()["ok"]:
+        raise RuntimeError("raw TLS baseline lost bytes")
+    return elapsed
+
+
+def twisted_tls_copy(target: Target, total: int) -> float:
+    """The same raw copy with a Twisted TLS sender in a fresh process (reactor model)."""
+    target.send({"op": "raw", "bytes": total})
+    out = subprocess.run(
+        [sys.executable, __file__, "--twisted-sender", str(target.port), str(total)],
+        capture_output=True, text=True, timeout=600, check=True,
+    )
+    if not target.answer()["ok"]:
+        raise RuntimeError("Twisted TLS baseline lost bytes")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def twisted_sender(port: int, total: int) -> None:
+    """Push ``total`` bytes with Twisted's TLS and a pull producer; print the seconds."""
+    from twisted.internet import reactor, ssl as tssl
+    from twisted.internet.protocol import Protocol, ClientFactory
+    from zope.interface import implementer
+    from twisted.internet.interfaces import IPullProducer
+
+    payload = os.urandom(RAW_CHUNK)
+    result = {}
+
+    @implementer(IPullProducer)
+    class Sender(Protocol):
+        sent = 0
+
+        def connectionMade(self):
+            self.started = time.perf_counter()
+            self.transport.registerProducer(self, False)
+
+        def resumeProducing(self):
+            if self.sent >= total:
+                return
+            chunk = payload[: min(RAW_CHUNK, total - self.sent)]
+            self.sent += len(chunk)
+            self.transport.write(chunk)
+            if self.sent >= total:
+                self.transport.unregisterProducer()
+
+        def stopProducing(self):
+            pass
+
+        def dataReceived(self, data):
+            result["s"] = time.perf_counter() - self.started
+            self.transport.loseConnection()
+
+        def connectionLost(self, reason):
+            reactor.stop()
+
+    factory = ClientFactory.forProtocol(Sender)
+    reactor.connectSSL("127.0.0.1", port, factory, tssl.CertificateOptions(verify=False))
+    reactor.run()
+    print(result.get("s", float("nan")))
+
+
+def memcpy_rate(total: int) -> float:
+    """Bytes per second of a plain in-memory copy (64 MiB blocks)."""
+    block = 64 * MiB
+    src = bytearray(os.urandom(MiB)) * 64
+    dst = bytearray(block)
+    dst[:] = src  # first touch of the pages outside the timing
+    started = time.perf_counter()
+    done = 0
+    while done < total:
+        size = min(block, total - done)
+        dst[:size] = src[:size]
+        done += size
+    return total / (time.perf_counter() - started)
+
+
+def migrate_once(hv, target: Target, name: str, spec: tuple, options: TransferOptions) -> dict:
+    memory, work, touched = spec
+    hv.create(GuestSpec(name, memory, workload=work))
+    prefill(hv, name, memory, touched)
+    hv.start(name)
+    try:
+        time.sleep(1.0)  # warm-up: the workload runs and its pages get dirty
+        token = os.urandom(32)
+        target.send({"op": "migrate", "name": name, "memory": memory, "workload": work,
+                     "token": token.hex()})
+        started = time.perf_counter()
+        chan = channel.connect("127.0.0.1", target.port, target.fingerprint, token,
+                               memory // hv.page_size)
+        cipher = chan.cipher
+        result = SourceEngine(hv, name, chan, options, clock=time.perf_counter).run()
+        total_s = time.perf_counter() - started
+        chan.close()
+        engine_pause_ms = (time.perf_counter() - result.paused_at) * 1000 if result.ok else None
+        answer = target.answer()
+        source_state = hv.status(name).state
+    finally:
+        hv.stop(name, force=True)
+        hv.destroy(name)
+    stats = result.statistics
+    return {
+        "ok": result.ok and answer["ok"],
+        "error": result.error or answer.get("error"),
+        "total_s": total_s,
+        "downtime_ms": answer.get("downtime_ms"),
+        "engine_pause_ms": engine_pause_ms,
+        "bytes_sent": stats.transferred,
+        "rounds": stats.round,
+        "switchover": result.switchover,
+        "throttle": stats.throttle,
+        "expected_downtime_ms": stats.expected_downtime_ms,
+        "integrity_ok": bool(answer.get("integrity_ok")),
+        "problem": answer.get("problem") or answer.get("corruption"),
+        "source_state_after": source_state,
+        "cipher": cipher,
+    }
+
+
+def run_scenario(hv, target, name, spec, options, runs, raw_payload) -> dict:
+    results = [migrate_once(hv, target, f"{name}-{i}", spec, options)
+               for i in range(runs)]
+    budget = options.precopy.downtime_budget_ms
+    ok = [r for r in results if r["ok"]]
+    sent = int(statistics.median([r["bytes_sent"] for r in results]))
+    raw_s = raw_tls_copy(target, max(sent, 1), raw_payload)
+    raw_rate = max(sent, 1) / raw_s
+    total_s = statistics.median([r["total_s"] for r in results])
+    throughput = sent / total_s
+    downtimes = [r["downtime_ms"] for r in ok if r["downtime_ms"] is not None]
+    return {
+        "total_s": round(total_s, 3),
+        "downtime_ms": round(statistics.median(downtimes), 1) if downtimes else None,
+        "downtime_ms_p95": round(percentile(downtimes, 95), 1) if downtimes else None,
+        "downtime_within_budget": f"{sum(d <= budget for d in downtimes)}/{runs}",
+        "bytes_sent": sent,
+        "rounds": int(statistics.median([r["rounds"] for r in results])),
+        "throughput_mib_s": round(throughput / MiB, 1),
+        "raw_tls_mib_s": round(raw_rate / MiB, 1),
+        "ratio_to_raw_tls": round(throughput / raw_rate, 3),
+        "integrity_ok": all(r["integrity_ok"] for r in ok) and bool(ok),
+        "budget_ms": budget,
+        "completed": f"{len(ok)}/{runs}",
+        "memory_bytes": spec[0],
+        "workload": spec[1],
+        "runs": results,
+    }
+
+
+def table(report: dict) -> str:
+    head = ("| scenario | total s | downtime ms (median / p95) | within budget | bytes sent | rounds"
+            " | MiB/s | raw TLS MiB/s | ratio | integrity | completed |")
+    lines = [head, "|" + "---|" * 11]
+    for name, r in report["scenarios"].items():
+        lines.append(
+            f"| {name} | {r['total_s']} | {r['downtime_ms']} / {r['downtime_ms_p95']} |"
+            f" {r['downtime_within_budget']} | {r['bytes_sent']} | {r['rounds']} |"
+            f" {r['throughput_mib_s']} | {r['raw_tls_mib_s']} | {r['ratio_to_raw_tls']} |"
+            f" {'ok' if r['integrity_ok'] else 'FAILED'} | {r['completed']} |"
+        )
+    base = report["baselines"]
+    lines.append("")
+    lines.append(f"memcpy: {base['memcpy_mib_s']} MiB/s; cipher: {report['cipher']}")
+    if "twisted_tls_mib_s" in base:
+        lines.append(f"raw TLS, blocking thread: {base['blocking_tls_mib_s']} MiB/s;"
+                     f" Twisted producer: {base['twisted_tls_mib_s']} MiB/s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="256 MiB idle and web only")
+    parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--runs", type=int, default=1, help="migrations per scenario")
+    parser.add_argument("--scenarios", help="comma-separated subset")
+    parser.add_argument("--compression", default="none", choices=["none", "zstd"])
+    parser.add_argument("--budget-ms", type=float, default=300.0)
+    parser.add_argument("--no-extents", action="store_true", help="read every page in round 0")
+    parser.add_argument("--diabolical-action", default="force", choices=["force", "abort"])
+    parser.add_argument("--diabolical-timeout", type=float, default=60.0)
+    parser.add_argument("--twisted-baseline", action="store_true")
+    parser.add_argument("--state-dir", help="parent of the two hypervisor state directories")
+    parser.add_argument("--target-server", help=argparse.SUPPRESS)
+    parser.add_argument("--twisted-sender", nargs=2, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.target_server:
+        target_server(args.target_server, not args.no_extents)
+        return 0
+    if args.twisted_sender:
+        twisted_sender(*args.twisted_sender)
+        return 0
+
+    catalogue = QUICK if args.quick else SCENARIOS
+    names = args.scenarios.split(",") if args.scenarios else [
+        n for n in DEFAULT_ORDER if n in catalogue]
+    parent = args.state_dir or ("/dev/shm" if os.path.isdir("/dev/shm") else None)
+    with tempfile.TemporaryDirectory(prefix="ldmx-migbench-", dir=parent) as tmp:
+        hv = (PlainHypervisor if args.no_extents else BenchHypervisor)(os.path.join(tmp, "src"))
+        target = Target(os.path.join(tmp, "dst"), not args.no_extents)
+        raw_payload = memoryview(os.urandom(RAW_CHUNK))
+        report = {"scenarios": {}, "baselines": {}, "cipher": None,
+                  "compression": args.compression}
+        try:
+            for name in names:
+                spec = catalogue[name]
+                config = PrecopyConfig(downtime_budget_ms=args.budget_ms)
+                if name == "diabolical":
+                    config = PrecopyConfig(downtime_budget_ms=args.budget_ms,
+                                           timeout_s=args.diabolical_timeout,
+                                           timeout_action=args.diabolical_action)
+                options = TransferOptions(config, compression=args.compression)
+                result = run_scenario(hv, target, name, spec, options, args.runs, raw_payload)
+                report["scenarios"][name] = result
+                report["cipher"] = result["runs"][0]["cipher"]
+                print(f"{name}: {json.dumps({k: v for k, v in result.items() if k != 'runs'})}",
+                      file=sys.stderr, flush=True)
+            biggest = max((r["bytes_sent"] for r in report["scenarios"].values()), default=GiB)
+            report["baselines"]["memcpy_mib_s"] = round(memcpy_rate(max(biggest, 256 * MiB)) / MiB, 1)
+            if args.twisted_baseline:
+                size = 512 * MiB
+                blocking = raw_tls_copy(target, size, raw_payload)
+                twisted = twisted_tls_copy(target, size)
+                report["baselines"]["blocking_tls_mib_s"] = round(size / blocking / MiB, 1)
+                report["baselines"]["twisted_tls_mib_s"] = round(size / twisted / MiB, 1)
+        finally:
+            target.close()
+    print(table(report))
+    write_json(args.json, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
