@@ -1,0 +1,1 @@
+"""Safety tests: fuzzing, the authorization matrix, crash durability (project issue 8)."""
