@@ -263,16 +263,18 @@ def has_terminal() -> bool:
         return False
 
 
-def obtain_password(args: MigrateArgs, terminal: Callable[[], bool] = has_terminal,
-                    prompt: Callable[[str], str] = getpass.getpass) -> str | None:
-    """The target password (None in certificate mode); raises :class:`PasswordError`."""
+def obtain_password(args: MigrateArgs, terminal: Callable[[], bool] | None = None,
+                    prompt: Callable[[str], str] | None = None) -> str | None:
+    """The target password (None in certificate mode); raises :class:`PasswordError`.
+
+    The prompt reads the controlling terminal with echo off (``getpass``)."""
     if args.certificate:
         return None
     if args.password_file is not None:
         return read_password_file(args.password_file)
-    if not terminal():
+    if not (terminal or has_terminal)():
         raise PasswordError(NEED_PASSWORD)
-    return prompt(PASSWORD_PROMPT)
+    return (prompt or getpass.getpass)(PASSWORD_PROMPT)
 
 
 # -- the request (ldm-xml §7.1) -----------------------------------------------------------------
@@ -339,7 +341,9 @@ class Progress:
             out.append(f"round {info['round']}")
         if info.get("throughput", "").isdigit():
             out.append(human_size(float(info["throughput"])) + "/s")
-        if info.get("expected-downtime"):
+        if self.final and info.get("downtime"):
+            out.append(f"downtime {info['downtime']}ms")
+        elif info.get("expected-downtime"):
             out.append(f"expected downtime {info['expected-downtime']}ms")
         return out
 
