@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-from twisted.internet import protocol
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 from agent.auth.authenticator import Authenticator
@@ -18,15 +17,6 @@ from agent.config import AgentConfig, ConfigError, format_endpoint
 from agent.service import LdmService
 
 log = Logger()
-
-
-class _MigrationPlaceholder(protocol.Protocol):
-    """The migration data port until the data plane is wired in: refuses every connection."""
-
-    def connectionMade(self) -> None:
-        log.info("migration data connection from {peer} refused: incoming migration is not available yet",
-                 peer=self.transport.getPeer())
-        self.transport.abortConnection()
 
 
 def _listen_tcp(reactor, factory, endpoint: tuple[str, int]):
@@ -48,11 +38,14 @@ def build(cfg: AgentConfig, reactor):
         cert, key = ensure_tls_files(cfg.state_dir, cfg.host_name)
     tls = TlsMaterial(cert, key)
     users = UsersFile(cfg.state_dir)
-    authenticator = Authenticator(users, cfg.local_users, cfg.unknown_local_uid)
+    from agent.migration import wiring
+    authenticator = wiring.PeerTokenAuthenticator(
+        Authenticator(users, cfg.local_users, cfg.unknown_local_uid))
     hypervisor = open_hypervisor(cfg)
     manager = open_manager(cfg, hypervisor)
     service = LdmService(server_name=cfg.host_name, max_document_bytes=cfg.max_document_bytes,
                          manager=manager)
+    authenticator.migrations = lambda: service.migrations
     from agent.guestwatch import GuestWatch
     GuestWatch(hypervisor, manager, service.bus.publish, reactor).start()
     front = FrontDoorConfig(document_limit=cfg.max_document_bytes,
@@ -64,7 +57,10 @@ def build(cfg: AgentConfig, reactor):
     if sock_path.exists() or sock_path.is_symlink():
         sock_path.unlink()  # a stale socket from a previous run
     unix = reactor.listenUNIX(str(sock_path), factory, mode=0o666)
-    mig = _listen_tcp(reactor, protocol.Factory.forProtocol(_MigrationPlaceholder), cfg.migration_listen)
+    try:
+        mig = wiring.install(cfg, reactor, service, hypervisor, cert, key)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {format_endpoint(*cfg.migration_listen)}: {e}") from None
     tcp_addr, mig_addr = tcp.getHost(), mig.getHost()
     ready = (f"ldmx-agent ready listen={format_endpoint(tcp_addr.host, tcp_addr.port)} "
              f"socket={sock_path} migration={format_endpoint(mig_addr.host, mig_addr.port)}")

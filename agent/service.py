@@ -10,8 +10,10 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from agent import faults
 from agent.actions.dispatch import execute
 from agent.actions.handlers import HANDLERS
+from agent.actions.handlers import migration as migration_handlers
 from agent.auth.identity import Identity
 from agent.events import EventBus
 from agent.xmlapi.decode import decode_request
@@ -33,6 +35,7 @@ class LdmService:
         self.handlers = HANDLERS if handlers is None else handlers
         self.manager = manager
         self.bus = EventBus(encode_event)
+        self.migrations = None  # agent.migration.coordinator.Migrations, once wired
 
     def open_session(self, identity: Identity, sink: IDocumentSink) -> "LdmSession":
         session = LdmSession(self, identity, sink)
@@ -70,11 +73,25 @@ class LdmSession:
 
     # -- ILdmSession ------------------------------------------------------------------------
     def handle_element(self, raw: bytes) -> defer.Deferred:
-        return defer.succeed(self.answer(raw))
+        decoded = decode_request(raw, max_bytes=self.service.max_document_bytes)
+        if not migration_handlers.answers_later(decoded):
+            return defer.succeed(self.answer_decoded(decoded))
+        # migrate-domain answers when the migration ends (C171); the front door waits.
+        d = migration_handlers.answer_later(decoded, self)
+        d.addErrback(self._internal_error, decoded)
+        return d.addCallback(encode_response)
+
+    def _internal_error(self, failure, decoded) -> Response:
+        log.failure("internal error while answering a request from {user}", failure,
+                    user=self.identity.name)
+        return Response(getattr(decoded, "version", "1.0"),
+                        error="Internal error in ldmx while processing the request; see the agent log")
 
     def answer(self, raw: bytes) -> bytes:
         """Answer one top-level element synchronously (also used by benchmarks)."""
-        decoded = decode_request(raw, max_bytes=self.service.max_document_bytes)
+        return self.answer_decoded(decode_request(raw, max_bytes=self.service.max_document_bytes))
+
+    def answer_decoded(self, decoded) -> bytes:
         try:
             response = execute(decoded, self, self.service.handlers)
         except Exception:
@@ -83,9 +100,14 @@ class LdmSession:
                         user=self.identity.name)
             response = Response(getattr(decoded, "version", "1.0"),
                                 error="Internal error in ldmx while processing the request; see the agent log")
+        # The point between "changes committed" and "answer written" (durability tests).
+        for command in response.commands:
+            faults.crash_point("after-apply", command.command.action or "")
         return encode_response(response)
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self.service.bus.detach(self)
+            if self.service.migrations is not None:
+                self.service.migrations.session_closed(self)

@@ -124,3 +124,12 @@ ACTIONS: dict[str, Action] = {row.name: row for row in _ROWS}
 MIGRATE_OPERANDS = ("cidmap", "mblockmap", "max-downtime", "max-bandwidth", "max-rounds",
                     "timeout", "on-timeout", "auto-converge", "compression")
 
+
+# Internal control messages between agents (migration.md §2.14, §4.3): write authorization (or
+# a migration-peer session), never part of the public list above.
+_INTERNAL_ROWS = [
+    _row(name, WRITE, "migration 2.14", "(agent to agent)")
+    for name in ("mig-hello", "mig-check", "mig-prepare", "mig-transfer-done", "mig-commit",
+                 "mig-abort", "mig-outcome", "mig-release")
+]
+INTERNAL_ACTIONS: dict[str, Action] = {row.name: row for row in _INTERNAL_ROWS}

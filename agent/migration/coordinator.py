@@ -1,0 +1,340 @@
+"""All migrations of one agent: intake, incoming control messages, cancel, restart recovery.
+
+:class:`Migrations` is the object the action handlers talk to. It owns the journal, the data
+port, the outgoing runs (:class:`~agent.migration.sourcerun.SourceRun`, one per domain) and
+the incoming runs (:class:`~agent.migration.targetrun.TargetRun`, one per migration id), and
+the small domain operations both sides share (flags, suspend, removal, events). At start it
+finishes every open record without operator action (§9.2, §9.3): a source record before the
+point of no return is aborted and its domain restored; one past it goes back to resolution;
+a target record without a commit is aborted; one in ``committing`` completes its resume.
+"""
+
+from __future__ import annotations
+
+import secrets
+import ssl as stdlib_ssl
+import time
+import uuid
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from agent.ldm import LdmError
+from agent.migration import control, phase1, source, target
+from agent.migration.channel import fingerprint
+from agent.migration.faults import Faults
+from agent.migration.request import MigrationRequest
+from agent.migration.journal import (SOURCE, TARGET, Journal, JournalError, Record, token_digest,
+                                     token_matches)
+from agent.migration.sourcerun import SourceRun
+from agent.migration.targetrun import TargetRun
+from agent.xmlapi import resources
+
+log = Logger()
+
+DEFAULT_PORT = 6482
+
+
+class Migrations:
+    """The migration room's face towards the rest of the agent."""
+
+    def __init__(self, *, reactor, manager, hypervisor, journal: Journal, server_name: str,
+                 publish, cert_file: str | None = None, faults: Faults | None = None,
+                 clock=time.monotonic, resolve_wait: float = 30.0, resolve_scale: float = 1.0,
+                 cancel_on_client_loss: bool = True) -> None:
+        self.reactor = reactor
+        self.manager = manager
+        self.hv = hypervisor
+        self.journal = journal
+        self.server_name = server_name
+        self.publish = publish
+        self.faults = faults or Faults()
+        self.clock = clock
+        self.resolve_wait = resolve_wait
+        self.resolve_scale = resolve_scale
+        self.cancel_on_client_loss = cancel_on_client_loss
+        self.fingerprint = ""
+        if cert_file:
+            pem = open(cert_file, encoding="ascii").read()
+            self.fingerprint = fingerprint(stdlib_ssl.PEM_cert_to_DER_cert(pem))
+        self.data_port = None
+        self.outgoing: dict[str, SourceRun] = {}  # by source domain
+        self.incoming: dict[str, TargetRun] = {}  # by migration id
+        self.finished: dict[str, list[tuple[str, str]]] = {}  # domain → final listing keys
+
+    # -- wiring ---------------------------------------------------------------------------
+    def attach_data_port(self, port) -> None:
+        self.data_port = port
+
+    def deliver(self, mid: str, result) -> None:
+        """From the data-port thread: the verdict on an incoming transfer."""
+        self.reactor.callFromThread(self._deliver, mid, result)
+
+    def _deliver(self, mid: str, result) -> None:
+        run = self.incoming.get(mid)
+        if run is not None:
+            run.transfer_result(result)
+
+    def guest_of(self, mid: str) -> str | None:
+        run = self.incoming.get(mid)
+        return run.tdomain if run is not None else None
+
+    def every_second(self, tick):
+        loop = task.LoopingCall(tick)
+        loop.clock = self.reactor
+        loop.start(1.0, now=False)
+        return loop
+
+    # -- source side ----------------------------------------------------------------------
+    def migrate(self, request: MigrationRequest, requester=None):
+        """Start an outgoing migration (intake, §2.3); a Deferred firing with (ok, lines)."""
+        try:
+            summary = self.manager.summary(request.source)
+        except LdmError as error:
+            return defer.succeed((False, [str(error), _summary(request)]))
+        if request.cert_mode:
+            return defer.succeed((False, ["Certificate mode (-c) is not available in this "
+                                          "version of ldmx", _summary(request)]))
+        if self.outgoing or self._open_incoming():
+            return defer.succeed((False, [f"The limit of 1 concurrent domain migrations on "
+                                          f"{self.server_name} has been reached",
+                                          _summary(request)]))
+        record = self.journal.create(Record(str(uuid.uuid4()), SOURCE, "intake", {
+            "domain": request.source, "tdomain": request.target_name,
+            "host": request.target_host, "port": request.target_port or DEFAULT_PORT,
+            "user": request.user, "state": summary.state, "uuid": summary.uuid,
+            "dry_run": request.dry_run, "force": request.force, "view": request.view(),
+            "tuning": dict(request.tuning)}))
+        run = SourceRun(self, record, request, live=summary.state == "active",
+                        requester=requester)
+        self.outgoing[request.source] = run
+        return run.start()
+
+    def cancel(self, domain: str, force: bool):
+        """``cancel-operation [-f] migration``: None (done), lines, or a Deferred of lines."""
+        if any(r.tdomain == domain for r in self.incoming.values()):
+            return [f"The migration of domain {domain} can be cancelled only on the source machine"]
+        run = self.outgoing.get(domain)
+        if run is None:
+            return [f"No migration is in progress for domain {domain}"]
+        state = source.state_name(run.machine)
+        if force and state != "unresolved":
+            return ["Option -f is valid only for a migration with an unresolved outcome"]
+        if state != "unresolved":
+            refusal = run.machine.cancel()
+            return [refusal] if refusal else None
+        return run.resolution_attempt().addCallback(self._after_attempt, run, force)
+
+    def _after_attempt(self, outcome, run: SourceRun, force: bool):
+        host, ldom, tldom = run.host, run.domain, run.data["tdomain"]
+        if outcome in ("completed", "resolved-completed"):
+            return ("ok", [f"The migration of domain {ldom} completed on target machine {host}; "
+                           f"the copy on this machine has been removed"])
+        if outcome in ("aborted", "resolved-aborted"):
+            return ("ok", [f"The migration of domain {ldom} did not complete on target machine "
+                           f"{host}; domain {ldom} has been restored on this machine"])
+        if force:
+            run.machine.force()
+            return ("ok", [f"Warning: Domain {ldom} was restored without confirmation from "
+                           f"target machine {host}"])
+        return ("fail", [f"Target machine {host} cannot be reached, so the outcome of the "
+                         f"migration of domain {ldom} is unknown",
+                         f"Use cancel-operation -f only after checking that domain {tldom} is "
+                         f"not running on {host}"])
+
+    # -- target side ----------------------------------------------------------------------
+    def incoming_message(self, session, message: str, mid: str, body: dict):
+        """Answer one control message from a source agent (ObjectResult or Deferred)."""
+        name = session.identity.name
+        if name.startswith("migration/") and (name != f"migration/{mid}" or message not in (
+                "mig-outcome", "mig-abort", "mig-release")):
+            return control.refusal([f"Not authorized to perform {message} (requires the write "
+                                    f"authorization)"])
+        if message == "mig-hello":
+            return self._hello(session, mid, body)
+        run = self.incoming.get(mid)
+        if run is None:
+            record = self.journal.get(mid, TARGET)
+            if record is None:
+                return self._unknown(mid, message, body)
+            run = TargetRun(self, record)  # a resolution after a restart or a lost session
+        return run.handle(message, body)
+
+    def _hello(self, session, mid: str, body: dict):
+        local = self.host_facts()
+        refusal = phase1.hello_refusal(local, body.get("protocol") or [0, 0],
+                                       str(body.get("agent-version", "")))
+        if refusal:
+            return control.refusal(refusal)
+        if self._open_incoming() or self.outgoing:
+            return control.refusal([f"The limit of 1 concurrent domain migrations on "
+                                    f"{self.server_name} has been reached"])
+        token = secrets.token_hex(32)
+        record = self.journal.create(Record(mid, TARGET, "greeted", {
+            "token": token_digest(token), "peer": (body.get("host") or {}).get("server-name", ""),
+            "dry_run": bool(body.get("dry-run"))}))
+        self.incoming[mid] = TargetRun(self, record, session)
+        return control.answer(mid, {"host": local, "token": token})
+
+    def _unknown(self, mid: str, message: str, body: dict):
+        if message != "mig-outcome":
+            return control.answer(mid, {"answer": "aborted"})
+        # No record: say what a domain with that UUID is doing here, if any (§9.3 table).
+        wanted = body.get("uuid")
+        for name in self.manager.domain_names():
+            summary = self.manager.summary(name)
+            if summary.uuid == wanted:
+                return control.answer(mid, {"answer": "unknown", "domain-state": summary.state})
+        return control.answer(mid, {"answer": "unknown", "domain-state": None})
+
+    def _open_incoming(self) -> bool:
+        return any(target.state_name(r.machine) in ("greeted", "prepared", "ready", "committing")
+                   for r in self.incoming.values())
+
+    def check_token(self, user: str, token: str) -> bool:
+        """For the authenticator: ``migration/<id>`` with that migration's resolution token."""
+        mid = user.partition("/")[2]
+        record = self.journal.get(mid, TARGET)
+        return record is not None and token_matches(token, record.data.get("token", ""))
+
+    def target_checks(self, body: dict) -> list:
+        return phase1.target_results(self.manager, body["description"], body["request"])
+
+    def host_facts(self) -> dict:
+        return phase1.host(self.manager, self.server_name)
+
+    # -- sessions -------------------------------------------------------------------------
+    def session_closed(self, session) -> None:
+        """A session ended: a requester's loss cancels before the PNR (C176); a source's loss
+        aborts an undecided incoming migration (§9.2)."""
+        for run in list(self.outgoing.values()):
+            if run.requester is session and self.cancel_on_client_loss:
+                if source.state_name(run.machine) in {s.name for s in source.BEFORE_PNR}:
+                    run.machine.cancel()
+        for run in list(self.incoming.values()):
+            if run.session is session:
+                run.session_lost()
+
+    def ended(self, run) -> None:
+        if isinstance(run, SourceRun):
+            if self.outgoing.get(run.domain) is run:
+                del self.outgoing[run.domain]
+            self.finished[run.domain] = run.progress.listing()
+        else:
+            if run.progress is not None:
+                self.finished[run.tdomain] = run.progress.listing()
+
+    def listing(self, domain: str) -> list[tuple[str, str]] | None:
+        """The list-domain migration keys of ``domain`` (§7.4), or None."""
+        run = self.outgoing.get(domain)
+        if run is not None:
+            return run.progress.listing()
+        for trun in self.incoming.values():
+            if trun.tdomain == domain and trun.progress is not None and \
+                    target.state_name(trun.machine) not in ("committed", "aborted"):
+                return trun.progress.listing()
+        return self.finished.get(domain)
+
+    # -- shared domain operations ---------------------------------------------------------
+    def guest_shape(self, domain: str) -> dict:
+        summary = self.manager.summary(domain)
+        shape = {"vcpus": summary.ncpu, "memory": summary.memory}
+        if domain in self.hv.list():
+            shape["memory"] = self.hv.map_ram(domain).nbytes
+        return shape
+
+    def page_count(self, domain: str) -> int:
+        return self.hv.map_ram(domain).nbytes // self.hv.page_size
+
+    def set_flag(self, domain: str, flag: str) -> None:
+        try:
+            self.manager.set_migration_flag(domain, flag)
+        except LdmError as error:
+            log.info("migration flag of {domain} not changed: {error}", domain=domain, error=error)
+
+    def set_suspended(self, domain: str, suspended: bool) -> None:
+        try:
+            if not suspended and domain in self.hv.list():
+                self.hv.resume(domain)
+            if self.manager.summary(domain).state in ("active", "suspended"):
+                self.manager.set_suspended(domain, suspended)
+        except (LdmError, Exception) as error:  # a restore must go on whatever failed
+            log.warn("suspend state of {domain} not changed: {error}", domain=domain, error=error)
+
+    def remove_domain(self, domain: str, live: bool) -> None:
+        if live and domain in self.hv.list():
+            try:
+                self.hv.stop(domain, force=True)
+            except Exception:
+                pass
+            self.hv.destroy(domain)
+        try:
+            self.manager.evict_domain(domain)
+        except LdmError as error:
+            log.info("domain {domain} not removed: {error}", domain=domain, error=error)
+
+    def domain_event(self, action: str, domain: str) -> None:
+        self.publish(resources.domain_event(action, domain))
+
+    # -- restart (§9.2, §9.3) -------------------------------------------------------------
+    def recover(self) -> None:
+        for record in self.journal.open_records(TARGET):
+            self._recover_target(record)
+        for record in self.journal.open_records(SOURCE):
+            self._recover_source(record)
+
+    def _recover_target(self, record: Record) -> None:
+        run = TargetRun(self, record)
+        if record.state == "committing":
+            try:
+                run.start_domain()
+                run.machine._resumed()
+            except Exception:
+                run.machine._resume_failed()
+            log.info("incoming migration {mid} completed its commit at restart", mid=record.id)
+            return
+        run.machine.abort()
+        log.info("incoming migration {mid} aborted at restart", mid=record.id)
+
+    def _recover_source(self, record: Record) -> None:
+        run = SourceRun(self, record, live=record.data.get("state") == "active")
+        if record.state in ("commit-sent", "unresolved"):
+            self.outgoing[run.domain] = run
+            run.resume_unresolved()
+            log.info("outgoing migration {mid} is unresolved at restart", mid=record.id)
+            return
+        try:
+            self.journal.advance(record, "aborted", outcome="aborted",
+                                 error="Lost connection to the Logical Domains Manager on this machine")
+        except JournalError:
+            return
+        self.set_suspended(run.domain, False)
+        self.set_flag(run.domain, "")
+        log.info("outgoing migration {mid} aborted at restart; {domain} restored", mid=record.id,
+                 domain=run.domain)
+        self._tell_abort(record)
+
+    def _tell_abort(self, record: Record) -> None:
+        """Best effort: tell the target with the resolution token (§9.2)."""
+        from agent.migration.peer import open_control
+
+        token = self.journal.load_token(record.id)
+        if not token:
+            return
+        d = open_control(self.reactor, record.data["host"], record.data["port"],
+                         f"migration/{record.id}", token, timeout=10.0)
+
+        def send(conn):
+            q = conn.request(control.encode_request("mig-abort", record.id, {"reason": "restart"}))
+            q.addBoth(lambda r: (conn.close(), r)[1])
+            return q
+
+        d.addCallback(send)
+        d.addErrback(lambda f: log.info("target of {mid} not told of the abort: {why}",
+                                        mid=record.id, why=f.getErrorMessage()))
+
+
+def _summary(request: MigrationRequest) -> str:
+    if request.dry_run:
+        return f"Domain Migration of LDom {request.source} would fail if attempted"
+    return f"Domain Migration of LDom {request.source} failed"

@@ -1,0 +1,109 @@
+"""The target's migration data port: one-time tokens and the accepting thread (spec migration.md §4.5).
+
+:class:`DataTokens` issues one random 256-bit token per stream, bound to a migration id, single
+use, valid 60 s. :class:`DataPort` accepts TLS connections in a daemon thread, checks each
+HELLO's token (a wrong, reused or expired one closes the connection without a reply) and runs
+the data plane's ``TargetEngine`` for the matching migration in its own thread; the result
+goes back to the reactor through ``deliver(mid, result)``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from typing import Callable
+
+from twisted.logger import Logger
+
+from agent.migration.channel import ChannelError, DataListener, server_context
+from agent.migration.dataplane import TargetEngine
+
+log = Logger()
+
+TOKEN_LIFETIME_S = 60.0
+
+
+class DataTokens:
+    """Outstanding data tokens (thread-safe: issued on the reactor, used by the accept thread)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._tokens: dict[bytes, tuple[str, float]] = {}
+        self.matched: str | None = None  # the migration of the token accepted last
+
+    def issue(self, mid: str) -> bytes:
+        token = secrets.token_bytes(32)
+        with self._lock:
+            self._tokens[token] = (mid, self.clock() + TOKEN_LIFETIME_S)
+        return token
+
+    def revoke(self, mid: str) -> None:
+        with self._lock:
+            for token in [t for t, (m, _) in self._tokens.items() if m == mid]:
+                del self._tokens[token]
+
+    def authorize(self, presented: bytes) -> bool:
+        now = self.clock()
+        with self._lock:
+            for token, (mid, expires) in list(self._tokens.items()):
+                if hmac.compare_digest(token, presented):
+                    del self._tokens[token]  # single use, even when expired
+                    if now > expires:
+                        log.info("data connection for migration {mid} refused: token expired", mid=mid)
+                        return False
+                    self.matched = mid
+                    return True
+        log.info("data connection refused: unknown token")
+        return False
+
+
+class DataPort:
+    """The listening data port and its accept thread."""
+
+    def __init__(self, cert_file: str, key_file: str, host: str, port: int, hypervisor,
+                 guest_of: Callable[[str], str | None],
+                 deliver: Callable[[str, object], None]) -> None:
+        self.tokens = DataTokens()
+        self.listener = DataListener(server_context(cert_file, key_file), host, port)
+        self.host, self.port = host, self.listener.port
+        self.hv = hypervisor
+        self.guest_of = guest_of
+        self.deliver = deliver
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._accept_loop, name="ldmx-data-port",
+                                        daemon=True)
+
+    def start(self) -> "DataPort":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.listener.close()
+
+    def _accept_loop(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                channel, login = self.listener.accept(self.tokens.authorize, timeout=0.5)
+            except ChannelError:
+                continue  # the poll timeout: look at the stop flag again
+            except OSError:
+                return  # the socket was closed by stop()
+            mid = self.tokens.matched
+            guest = self.guest_of(mid) if mid else None
+            if guest is None:
+                channel.close()
+                continue
+            threading.Thread(target=self._receive, args=(mid, guest, channel, login),
+                             name=f"ldmx-receive-{mid[:8]}", daemon=True).start()
+
+    def _receive(self, mid: str, guest: str, channel, login) -> None:
+        try:
+            result = TargetEngine(self.hv, guest, channel, login).run()
+        except Exception as error:  # a bug in the engine must still end the migration
+            log.failure("data plane of migration {mid} failed", mid=mid)
+            result = error
+        self.deliver(mid, result)

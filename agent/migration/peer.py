@@ -1,0 +1,206 @@
+"""The control channel: a Twisted client of another agent's XML interface (spec migration.md §4.1).
+
+It opens TCP, sends the stream header, upgrades with STARTTLS (TLS 1.2 or later), and
+authenticates with SASL PLAIN (the operator's user and password, or ``migration/<id>`` and
+the resolution token when resolving, §4.2). After that it sends one request document at a
+time and hands back each response; events the target might send are ignored. The reactor
+never blocks: every step is driven by ``dataReceived``.
+
+The password is held only until the SASL message is written and is never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections import deque
+
+from twisted.internet import defer, protocol, ssl
+from twisted.internet.error import ConnectError, DNSLookupError
+from twisted.logger import Logger
+
+log = Logger()
+
+_HEADER = (b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+           b"xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")
+_STARTTLS = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+_FEATURES_END = b"</stream:features>"
+_DOCUMENT = re.compile(rb"</(LDM_interface|LDM_event)>")
+_STREAM_ERROR = re.compile(rb"<stream:error>")
+
+
+class PeerError(Exception):
+    """The control channel could not be opened, or broke; the message is the operator's line."""
+
+
+def connect_failed(host: str) -> str:
+    return (f"Failed to establish a connection with the Logical Domains Manager on target "
+            f"machine {host}")
+
+
+def auth_failed(host: str) -> str:
+    return f"Authentication to the Logical Domains Manager on {host} failed"
+
+
+def lost(host: str) -> str:
+    return f"Lost connection to the Logical Domains Manager on target machine {host}"
+
+
+class ControlProtocol(protocol.Protocol):
+    """One authenticated session with the target agent."""
+
+    def __init__(self, host: str, user: str, password: str) -> None:
+        self.host = host
+        self._credentials: tuple[str, str] | None = (user, password)
+        self._buffer = b""
+        self._step = "features"
+        self._pending: deque[defer.Deferred] = deque()
+        self.ready: defer.Deferred = defer.Deferred()
+        self.closed: defer.Deferred = defer.Deferred()
+        self._is_closed = False
+
+    # -- negotiation ----------------------------------------------------------------------
+    def connectionMade(self) -> None:
+        self.transport.write(_HEADER)
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data
+        if _STREAM_ERROR.search(self._buffer):
+            self._fail(PeerError(auth_failed(self.host) if self._step == "auth"
+                                 else lost(self.host)))
+            return
+        progressed = True
+        while progressed and not self._is_closed:
+            progressed = getattr(self, "_on_" + self._step)()
+
+    def _take_through(self, marker: bytes) -> bool:
+        index = self._buffer.find(marker)
+        if index < 0:
+            return False
+        self._buffer = self._buffer[index + len(marker):]
+        return True
+
+    def _on_features(self) -> bool:
+        if not self._take_through(_FEATURES_END):
+            return False
+        self.transport.write(_STARTTLS)
+        self._step = "proceed"
+        return True
+
+    def _on_proceed(self) -> bool:
+        if not self._take_through(b"<proceed"):
+            return False
+        self._take_through(b"/>")
+        options = ssl.CertificateOptions(raiseMinimumTo=ssl.TLSVersion.TLSv1_2)
+        self.transport.startTLS(options)
+        self.transport.write(_HEADER)
+        self._step = "tls_features"
+        return True
+
+    def _on_tls_features(self) -> bool:
+        if not self._take_through(_FEATURES_END):
+            return False
+        user, password = self._credentials or ("", "")
+        self._credentials = None  # the password is not kept once it is on its way (§4.2)
+        payload = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode())
+        self.transport.write(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                             + payload + b"</auth>")
+        self._step = "auth"
+        return True
+
+    def _on_auth(self) -> bool:
+        if b"<failure" in self._buffer:
+            self._fail(PeerError(auth_failed(self.host)))
+            return False
+        if not self._take_through(b"<success"):
+            return False
+        self._take_through(b"/>")
+        self.transport.write(_HEADER)
+        self._step = "bound_features"
+        return True
+
+    def _on_bound_features(self) -> bool:
+        if not self._take_through(_FEATURES_END):
+            return False
+        self._step = "documents"
+        self.ready.callback(self)
+        return True
+
+    # -- documents ------------------------------------------------------------------------
+    def _on_documents(self) -> bool:
+        match = _DOCUMENT.search(self._buffer)
+        if match is None:
+            return False
+        end = match.end()
+        start = self._buffer.find(b"<" + match.group(1), 0, end)
+        document, self._buffer = self._buffer[start:end], self._buffer[end:]
+        if match.group(1) == b"LDM_interface" and self._pending:
+            self._pending.popleft().callback(document)
+        return True
+
+    def request(self, document: bytes) -> defer.Deferred:
+        """Send one request; the Deferred fires with the response document's bytes."""
+        if self._is_closed:
+            return defer.fail(PeerError(lost(self.host)))
+        d: defer.Deferred = defer.Deferred()
+        self._pending.append(d)
+        self.transport.write(document)
+        return d
+
+    def close(self) -> None:
+        if not self._is_closed:
+            self.transport.write(b"</stream:stream>")
+            self.transport.loseConnection()
+
+    def abort(self) -> None:
+        """Drop the connection at once (fault injection: a cut control channel)."""
+        self.transport.abortConnection()
+
+    # -- the end ----------------------------------------------------------------------------
+    def _fail(self, error: Exception) -> None:
+        if not self.ready.called:
+            self.ready.errback(error)
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason) -> None:
+        self._is_closed = True
+        error = PeerError(lost(self.host))
+        if not self.ready.called:
+            self.ready.errback(PeerError(connect_failed(self.host)) if self._step == "features"
+                               else error)
+        while self._pending:
+            self._pending.popleft().errback(error)
+        self.closed.callback(None)
+
+
+class _Factory(protocol.ClientFactory):
+    def __init__(self, host: str, user: str, password: str) -> None:
+        self.host, self.user, self.password = host, user, password
+        self.ready: defer.Deferred = defer.Deferred()
+
+    def buildProtocol(self, addr) -> ControlProtocol:
+        proto = ControlProtocol(self.host, self.user, self.password)
+        self.password = ""
+        proto.factory = self
+        proto.ready.chainDeferred(self.ready)
+        return proto
+
+    def clientConnectionFailed(self, connector, reason) -> None:
+        message = connect_failed(self.host)
+        if reason.check(DNSLookupError):
+            message = f"Unable to resolve target host {self.host}"
+        elif not reason.check(ConnectError):
+            log.info("control connection to {host} failed: {why}", host=self.host,
+                     why=reason.getErrorMessage())
+        if not self.ready.called:
+            self.ready.errback(PeerError(message))
+
+
+def open_control(reactor, host: str, port: int, user: str, password: str,
+                 timeout: float = 30.0) -> defer.Deferred:
+    """Connect, STARTTLS, authenticate; fire with a ready :class:`ControlProtocol`."""
+    factory = _Factory(host, user, password)
+    reactor.connectTCP(host, port, factory, timeout=timeout)
+    d = factory.ready
+    d.addTimeout(timeout, reactor, onTimeoutCancel=lambda *a: PeerError(connect_failed(host)))
+    return d

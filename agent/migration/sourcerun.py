@@ -1,0 +1,375 @@
+"""The Twisted driver of one outgoing migration: the source machine's effects (migration.md §2.3–§2.8).
+
+:class:`SourceRun` opens the control channel (``peer.open_control``), turns each reply into a
+machine input, runs the data plane in a thread for phases 3–4, changes the source domain
+through the manager and the hypervisor, reports progress, and answers the ``migrate-domain``
+request (``result``, a Deferred) when the operation ends. Unhappy paths are inputs too: a lost
+channel is ``peer_lost``, a refused reply is ``failed``, a cancel is ``cancel``.
+"""
+
+from __future__ import annotations
+
+import ssl as stdlib_ssl
+from dataclasses import replace
+
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+
+from agent.migration import control, phase1, source
+from agent.migration.channel import connect as data_connect
+from agent.migration.dataplane import StopSignal, SourceEngine, TransferOptions
+from agent.migration.faults import CUT, DROP
+from agent.migration.journal import Record
+from agent.migration.peer import PeerError, lost, open_control
+from agent.migration.progress import Progress
+
+log = Logger()
+
+SWITCHOVER_TIMEOUT_S = 10.0
+REPLY_TIMEOUT_S = 30.0
+PREPARE_TIMEOUT_S = 120.0
+
+
+def failed_summary(domain: str, dry_run: bool) -> str:
+    if dry_run:
+        return f"Domain Migration of LDom {domain} would fail if attempted"
+    return f"Domain Migration of LDom {domain} failed"
+
+
+class SourceRun:
+    """One migration driven from this agent."""
+
+    def __init__(self, svc, record: Record, request=None, live: bool = False,
+                 requester=None) -> None:
+        self.svc = svc
+        self.record = record
+        self.data = record.data
+        self.domain: str = record.data["domain"]
+        self.host: str = record.data["host"]
+        self._password = (request.password or "") if request is not None else ""
+        # The checks need the request's maps and options, never its password.
+        self.request = replace(request, password=None) if request is not None else None
+        self.source_results: list = []
+        self.requester = requester
+        self.result: defer.Deferred = defer.Deferred()
+        self.conn = None
+        self.stop = StopSignal()
+        self.notes: list[str] = []
+        self.progress = Progress(svc.publish, svc.server_name, role="source", domain=self.domain,
+                                 peer=self.host, peer_ldom=record.data["tdomain"], mid=record.id,
+                                 clock=svc.clock)
+        self.core = source.SourceCore(svc.journal, record, self, live)
+        self.machine = None
+        self._resolving = False
+        self._resolve_waiters: list[defer.Deferred] = []
+        self._answered = False
+        self._unresolved_timer = None
+        self._ticker = None
+
+    # -- starting -------------------------------------------------------------------------
+    def start(self) -> defer.Deferred:
+        self.machine = source.SourceMachine(self.core)
+        d = open_control(self.svc.reactor, self.host, self.data["port"], self.data["user"],
+                         self._password)
+        self._password = ""  # the channel has it now; resolution never needs it (§4.2)
+        d.addCallbacks(self._connected, self._connect_failed)
+        return self.result
+
+    def resume_unresolved(self) -> None:
+        """Restart path: a record past the point of no return without an answer (§9.3)."""
+        self.machine = source.SourceMachine(self.core, source.state_for(self.record))
+        self._answered = True  # nobody waits for a response after a restart
+        self.set_flag("e")
+        self.resolve()
+
+    def _connected(self, conn) -> None:
+        self.conn = conn
+        conn.closed.addCallback(lambda _: self._channel_closed())
+        self.machine.connected()
+
+    def _connect_failed(self, failure) -> None:
+        message = failure.value.args[0] if failure.check(PeerError) else str(failure.value)
+        self.machine.failed([message])
+
+    def _channel_closed(self) -> None:
+        self.conn = None
+        self.machine.peer_lost([lost(self.host)])
+
+    # -- SourceEffects ----------------------------------------------------------------------
+    def send(self, message: str, body: dict) -> None:
+        body = {**self._body(message), **body}
+        if self.conn is None:
+            return  # nothing to tell: the channel is gone (mig-abort is best effort)
+        document = control.encode_request(message, self.record.id, body)
+        d = self.conn.request(document)
+        timeout = {"mig-prepare": PREPARE_TIMEOUT_S, "mig-commit": SWITCHOVER_TIMEOUT_S,
+                   "mig-transfer-done": SWITCHOVER_TIMEOUT_S}.get(message, REPLY_TIMEOUT_S)
+        d.addTimeout(timeout, self.svc.reactor)
+        d.addCallbacks(lambda doc: self._reply(message, control.decode_reply(doc)),
+                       lambda f: self._no_reply(message, f))
+        if message == "mig-release":
+            d.addBoth(lambda _: self._close_channel())
+
+    def _body(self, message: str) -> dict:
+        if message == "mig-hello":
+            local = self.svc.host_facts()
+            return {"host": local, "protocol": list(local["protocol"]),
+                    "agent-version": local["agent-version"],
+                    "dry-run": bool(self.data.get("dry_run"))}
+        if message == "mig-check":
+            return {"description": phase1.description(self.svc.manager, self.domain,
+                                                      self.svc.host_facts()),
+                    "request": self.data["view"]}
+        if message == "mig-prepare":
+            return {"domain": self.svc.manager.export_domain(self.domain),
+                    "tdomain": self.data["tdomain"], "source-ldom": self.domain,
+                    "source-host": self.svc.server_name,
+                    "state": self.data["state"], "guest": self.svc.guest_shape(self.domain),
+                    "force": bool(self.data.get("force"))}
+        return {}
+
+    def _reply(self, message: str, reply: control.Reply) -> None:
+        m = self.machine
+        if message == "mig-hello":
+            return self._greeted(reply)
+        if message == "mig-check":
+            return self._checked(reply)
+        if message == "mig-prepare":
+            return m.prepared(reply.body) if reply.ok else m.failed(reply.lines)
+        if message == "mig-transfer-done":
+            return m.target_ready() if reply.ok else m.failed(reply.lines)
+        if message == "mig-commit":
+            if not reply.ok:
+                return m.target_aborted(reply.lines)
+            if reply.body.get("answer") == "committed":
+                self.progress.stats["downtime"] = reply.body.get("downtime")
+                return m.committed()
+            return m.target_aborted([reply.body.get("error") or
+                                     f"Domain {self.data['tdomain']} could not be resumed on "
+                                     f"target machine {self.host}"])
+
+    def _greeted(self, reply: control.Reply) -> None:
+        """Stage 1 (``mig-hello``) and stage 2 (the source-side checks) of §6.0."""
+        m = self.machine
+        if not reply.ok:
+            lines = reply.lines
+            if lines and lines[0].startswith("Not authorized to perform mig-hello"):
+                lines = [f"User {self.data['user']} is not authorized to migrate domains to "
+                         f"{self.host}"]
+            return m.failed(lines)
+        self.svc.journal.store_token(self.record.id, reply.body.pop("token"))
+        target_host = reply.body.get("host") or {}
+        local = self.svc.host_facts()
+        lines = phase1.self_target(self.host, local["machine-id"], target_host.get("machine-id"))
+        if lines:
+            return m.failed(lines)
+        # Before the flag: K03 must see the domain as it was when the request came (§6.16).
+        self.source_results = phase1.source_results(self.svc.manager, self.domain, self.request,
+                                                    target_host)
+        m.hello_answered(reply.body)
+        force, dry = bool(self.data.get("force")), bool(self.data.get("dry_run"))
+        if not dry and phase1.failed(self.source_results, force):
+            _, failures, _ = phase1.report(self.source_results, [], self.domain, force, False)
+            m.failed(failures)
+
+    def _checked(self, reply: control.Reply) -> None:
+        """Stage 3: the target-side checks, merged with ours in report order."""
+        dry, force = bool(self.data.get("dry_run")), bool(self.data.get("force"))
+        if not reply.ok:
+            if dry:
+                _, failures, notes = phase1.report(self.source_results, [], self.domain, force,
+                                                   True)
+                return self.machine.dry_run_ended(False, reply.lines + failures + notes)
+            return self.machine.failed(reply.lines)
+        ok, failures, self.notes = phase1.report(self.source_results,
+                                                 reply.body.get("results", []), self.domain,
+                                                 force, dry)
+        if dry:
+            return self.machine.dry_run_ended(ok, failures + self.notes)
+        if not ok:
+            return self.machine.failed(failures)
+        self.machine.checks_passed()
+
+    def _no_reply(self, message: str, failure) -> None:
+        if failure.check(defer.TimeoutError, defer.CancelledError):
+            log.warn("no reply to {message} from {host} in time", message=message, host=self.host)
+            if self.conn is not None:
+                self.conn.abort()  # the lost channel then feeds peer_lost
+        # A broken channel is reported once, by _channel_closed.
+
+    def _close_channel(self) -> None:
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            conn.closed.addCallback(lambda _: None)
+            conn.close()
+
+    def start_transfer(self, prepared: dict) -> None:
+        self._ticker = self.svc.every_second(self.progress.tick)
+        d = threads.deferToThreadPool(self.svc.reactor, self.svc.reactor.getThreadPool(),
+                                      self._transfer, prepared)
+        d.addCallbacks(self._transfer_ended, self._transfer_crashed)
+
+    def _transfer(self, prepared: dict):
+        """In the data-plane thread: connect with the one-time token and copy (phases 3–4)."""
+        channel = data_connect(self.host, prepared["data-port"], prepared["fingerprint"],
+                               bytes.fromhex(prepared["data-token"]),
+                               self.svc.page_count(self.domain),
+                               context=_client_context(), timeout=30.0)
+        options = TransferOptions()
+        engine = SourceEngine(self.svc.hv, self.domain, channel, options, self.stop,
+                              on_round=lambda s: self.svc.reactor.callFromThread(self._round, s))
+        return engine.run()
+
+    def _round(self, stats) -> None:
+        values = stats.as_dict()
+        total = (values["memory-processed"] or 0) + (values["memory-remaining"] or 0)
+        share = 0 if not total else 85 * values["memory-processed"] // total
+        self.progress.update(phase=3, percent=min(90, 5 + share),
+                             stats={k: values[k] for k in ("round", "data-remaining",
+                                                           "expected-downtime")})
+        action = self.svc.faults.hit("source-round")
+        if action == CUT and self.conn is not None:
+            self.conn.abort()
+
+    def _transfer_ended(self, result) -> None:
+        if result.ok:
+            self.progress.update(phase=4, percent=90)
+            self.machine.transferred()
+        else:
+            error = result.error or ""
+            if "did not converge" not in error:
+                log.info("data plane of {mid} failed: {error}", mid=self.record.id, error=error)
+                error = f"Lost the data connection to target machine {self.host}"
+            self.machine.failed([error])
+
+    def _transfer_crashed(self, failure) -> None:
+        log.info("data channel of {mid} could not be used: {why}", mid=self.record.id,
+                 why=failure.getErrorMessage())
+        self.machine.failed([f"Lost the data connection to target machine {self.host}"])
+
+    def stop_transfer(self) -> None:
+        self.stop.abort()
+
+    def set_flag(self, flag: str) -> None:
+        self.svc.set_flag(self.domain, flag)
+
+    def set_suspended(self, suspended: bool) -> None:
+        self.svc.set_suspended(self.domain, suspended)
+
+    def remove_copy(self) -> None:
+        self.svc.remove_domain(self.domain, live=self.core.live)
+        self.svc.domain_event("migrate-domain", self.domain)
+
+    def report(self, phase: int, percent: int) -> None:
+        if not self.progress.started:
+            self.progress.start()
+        self.progress.update(phase=phase, percent=percent)
+
+    def finish(self, ok: bool, lines: list[str], outcome: str) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
+        if self._unresolved_timer is not None and self._unresolved_timer.active():
+            self._unresolved_timer.cancel()
+        if outcome != "dry-run":
+            self.progress.final(ok, outcome, None if ok else (lines or [None])[0])
+        for waiter in self._resolve_waiters:
+            waiter.callback(outcome)
+        self._resolve_waiters = []
+        self.svc.ended(self)
+        if outcome in ("completed", "resolved-completed"):
+            self.svc.journal.drop_token(self.record.id)
+        if outcome == "resolved-aborted" and not self._answered:
+            lines = [lost(self.host),
+                     f"The migration did not complete; domain {self.domain} has been restored "
+                     f"on this machine"]
+        if outcome == "forced":
+            lines = [f"Warning: Domain {self.domain} was restored without confirmation from "
+                     f"target machine {self.host}"]
+        self._answer(ok, lines)
+        if self.conn is not None and outcome not in ("completed",):
+            self._close_channel()
+
+    def _answer(self, ok: bool, lines: list[str]) -> None:
+        if self._answered:
+            return
+        self._answered = True
+        dry = bool(self.data.get("dry_run"))
+        if ok:
+            self.result.callback((True, [ln for ln in lines if ln] or self.notes))
+        elif dry:
+            self.result.callback((False, [*lines, failed_summary(self.domain, dry)]))
+        else:
+            self.result.callback((False, [*lines, *self.notes, failed_summary(self.domain, dry)]))
+
+    def fault(self, point: str) -> None:
+        action = self.svc.faults.hit(point)
+        if action in (CUT, DROP) and self.conn is not None:
+            self.conn.abort()
+
+    # -- the ambiguous window (§9.3) ----------------------------------------------------------
+    def resolve(self) -> None:
+        if self._unresolved_timer is None and not self._answered:
+            self._unresolved_timer = self.svc.reactor.callLater(
+                self.svc.resolve_wait, self._answer_unresolved)
+        if not self._resolving:
+            self._resolving = True
+            self._attempt(0)
+
+    def _answer_unresolved(self) -> None:
+        self._answer(False, [
+            f"Lost contact with target machine {self.host} after handing over domain {self.domain}",
+            f"The outcome is not known yet; it will be settled automatically when {self.host} "
+            f"can be reached"])
+
+    def _attempt(self, index: int) -> None:
+        if source.state_name(self.machine) != "unresolved":
+            self._resolving = False
+            return
+        token = self.svc.journal.load_token(self.record.id) or ""
+        d = open_control(self.svc.reactor, self.host, self.data["port"],
+                         f"migration/{self.record.id}", token, timeout=10.0)
+
+        def ask(conn):
+            q = conn.request(control.encode_request("mig-outcome", self.record.id,
+                                                     {"uuid": self.data.get("uuid")}))
+            q.addTimeout(10.0, self.svc.reactor)
+            q.addBoth(lambda r: (conn.close(), r)[1])
+            return q
+
+        def answered(document):
+            reply = control.decode_reply(document)
+            answer = reply.body.get("answer") if reply.ok else None
+            if answer in ("committed", "aborted"):
+                self._resolving = False
+                self.machine.outcome(answer)
+                return
+            self._retry(index)
+
+        d.addCallback(ask)
+        d.addCallbacks(answered, lambda f: self._retry(index))
+
+    def _retry(self, index: int) -> None:
+        for waiter in self._resolve_waiters:
+            waiter.callback(None)
+        self._resolve_waiters = []
+        delay = (1, 2, 4, 8, 16, 30)[min(index, 5)] * self.svc.resolve_scale
+        self.svc.reactor.callLater(delay, self._attempt, index + 1)
+
+    def resolution_attempt(self) -> defer.Deferred:
+        """Wait for the next resolution attempt's result: the outcome, or None (no answer)."""
+        d: defer.Deferred = defer.Deferred()
+        self._resolve_waiters.append(d)
+        if not self._resolving:
+            self._resolving = True
+            self._attempt(0)
+        return d
+
+
+def _client_context() -> stdlib_ssl.SSLContext:
+    context = stdlib_ssl.SSLContext(stdlib_ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = stdlib_ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False
+    context.verify_mode = stdlib_ssl.CERT_NONE  # the certificate is pinned by fingerprint
+    return context
+

@@ -1,0 +1,175 @@
+"""The Twisted driver of one incoming migration: the target machine's effects (migration.md §2.5, §2.8).
+
+:class:`TargetRun` answers the control messages of one migration id. It creates the receiving
+domain at ``mig-prepare`` (flag ``t``; for a live migration a paused guest of the same size
+and a one-time data token), waits for the data plane's verdict at ``mig-transfer-done``, and
+feeds ``commit``, ``abort``, ``outcome`` and a lost control session to the target machine,
+which journals each decision before the reply is written.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from agent.hypervisor.base import GuestSpec
+from agent.ldm import LdmError
+from agent.migration import control, target
+from agent.migration.faults import DROP
+from agent.migration.journal import Record
+from agent.migration.progress import Progress
+
+log = Logger()
+
+TRANSFER_WAIT_S = 10.0
+
+
+class TargetRun:
+    """One migration received by this agent."""
+
+    def __init__(self, svc, record: Record, session=None) -> None:
+        self.svc = svc
+        self.record = record
+        self.session = session
+        self.tdomain: str = record.data.get("tdomain", "")
+        live = record.data.get("domain_state") == "active"
+        self.core = target.TargetCore(svc.journal, record, self, live)
+        start = None if record.state == "greeted" else target.STATE_BY_NAME[record.state]
+        self.machine = (target.TargetMachine(self.core) if start is None
+                        else target.TargetMachine(self.core, start))
+        self.transfer: defer.Deferred = defer.Deferred()
+        self.progress: Progress | None = None
+        self.resume_error: str | None = None
+
+    # -- messages -------------------------------------------------------------------------
+    def handle(self, message: str, body: dict):
+        """Answer one control message: an ObjectResult, or a Deferred firing with one."""
+        mid = self.record.id
+        if message == "mig-check":
+            results = self.svc.target_checks(body)
+            return control.answer(mid, {"results": results})
+        if message == "mig-prepare":
+            return self._prepare(body)
+        if message == "mig-transfer-done":
+            d = self.transfer
+            d.addTimeout(TRANSFER_WAIT_S, self.svc.reactor)
+            return d.addCallbacks(self._transfer_done, self._transfer_missing)
+        if message == "mig-commit":
+            return self._commit()
+        if message == "mig-abort":
+            return control.answer(mid, {"answer": self.machine.abort()})
+        if message == "mig-outcome":
+            return control.answer(mid, {"answer": self.machine.outcome()})
+        if message == "mig-release":
+            self.svc.journal.advance(self.record, self.record.state, released=True)
+            return control.answer(mid, {})
+        return control.refusal([f"Unexpected control message {message}"])
+
+    def _prepare(self, body: dict):
+        if target.state_name(self.machine) != "greeted":
+            return control.refusal([f"Migration {self.record.id} is already prepared"])
+        row, state, shape = body["domain"], body["state"], body.get("guest") or {}
+        self.tdomain = body["tdomain"]
+        self.svc.journal.advance(self.record, "greeted", tdomain=self.tdomain, domain_state=state,
+                                 uuid=row.get("uuid"), peer_ldom=body.get("source-ldom", ""))
+        self.core.live = state == "active"
+        try:
+            self.svc.manager.import_domain(row, self.tdomain, bind=state != "inactive")
+        except LdmError as error:
+            return control.refusal([str(error)])
+        reply: dict = {}
+        try:
+            if self.core.live:
+                self.svc.hv.create(GuestSpec(self.tdomain, shape["memory"], shape["vcpus"]))
+                self.svc.hv.start(self.tdomain, paused=True)
+                reply = {"data-port": self.svc.data_port.port,
+                         "fingerprint": self.svc.fingerprint,
+                         "data-token": self.svc.data_port.tokens.issue(self.record.id).hex()}
+        except Exception as error:
+            log.failure("receiving guest for {mid} could not be created", mid=self.record.id)
+            self.record.data["domain_created"] = True
+            self.machine.abort()
+            return control.refusal([f"Domain {self.tdomain} could not be created on the target "
+                                    f"machine: {error}"])
+        self.progress = Progress(self.svc.publish, self.svc.server_name, role="target",
+                                 domain=self.tdomain, peer=body.get("source-host", ""),
+                                 peer_ldom=body.get("source-ldom", ""), mid=self.record.id,
+                                 clock=self.svc.clock)
+        self.machine.created({})
+        return control.answer(self.record.id, reply)
+
+    def _transfer_done(self, result):
+        if isinstance(result, Exception) or not getattr(result, "ok", False):
+            error = result if isinstance(result, Exception) else result.error
+            log.info("incoming transfer {mid} failed: {error}", mid=self.record.id, error=error)
+            self.machine.abort()
+            return control.refusal([f"Memory verification of domain {self.tdomain} failed on "
+                                    f"target machine {self.svc.server_name}"])
+        if self.progress is not None:
+            self.progress.update(phase=4, percent=95, stats=result.statistics.as_dict())
+        self.machine.transfer_verified()
+        return control.answer(self.record.id, {"ready": True})
+
+    def _transfer_missing(self, failure):
+        self.machine.abort()
+        return control.refusal([f"Memory verification of domain {self.tdomain} failed on "
+                                f"target machine {self.svc.server_name}"])
+
+    def _commit(self):
+        answer = self.machine.commit()
+        body = {"answer": answer}
+        if answer == target.ABORTED and self.resume_error:
+            body["error"] = (f"Domain {self.tdomain} could not be resumed on target machine "
+                             f"{self.svc.server_name}")
+        if self.svc.faults.hit("target-commit-reply") == DROP:
+            self.cut()
+            return defer.Deferred()  # the reply is lost with the connection
+        return control.answer(self.record.id, body)
+
+    def transfer_result(self, result) -> None:
+        if not self.transfer.called:
+            self.transfer.callback(result)
+
+    def session_lost(self) -> None:
+        """The control session that carried ``mig-hello`` is gone (§9.2)."""
+        self.machine.peer_lost()
+
+    def cut(self) -> None:
+        transport = getattr(self.session.sink, "transport", None) if self.session else None
+        if transport is not None:
+            transport.abortConnection()
+
+    # -- TargetEffects ------------------------------------------------------------------------
+    def destroy_domain(self) -> None:
+        if self.svc.data_port is not None:
+            self.svc.data_port.tokens.revoke(self.record.id)
+        self.svc.remove_domain(self.tdomain, live=True)
+        self.svc.ended(self)
+
+    def start_domain(self) -> None:
+        try:
+            if self.core.live:
+                self.svc.hv.resume(self.tdomain)
+                # Idempotent: a restart in ``committing`` may find the domain already marked.
+                if self.svc.manager.summary(self.tdomain).state == "bound":
+                    self.svc.manager.mark_running(self.tdomain)
+        except Exception as error:
+            self.resume_error = str(error)
+            raise
+        self.svc.set_flag(self.tdomain, "")
+        self.svc.domain_event("migrate-domain", self.tdomain)
+
+    def report(self, phase: int, percent: int, status: str) -> None:
+        if self.progress is None:
+            return
+        if status == "ongoing":
+            if not self.progress.started:
+                self.progress.start()
+            self.progress.update(phase=phase, percent=percent)
+        else:
+            self.progress.final(status == "done", "completed" if status == "done" else "aborted")
+            self.svc.ended(self)
+
+    def fault(self, point: str) -> None:
+        if self.svc.faults.hit(point) is not None:
+            self.cut()
