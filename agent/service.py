@@ -10,6 +10,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from agent import faults
 from agent.actions.dispatch import execute
 from agent.actions.handlers import HANDLERS
 from agent.actions.handlers import migration as migration_handlers
@@ -99,6 +100,9 @@ class LdmSession:
                         user=self.identity.name)
             response = Response(getattr(decoded, "version", "1.0"),
                                 error="Internal error in ldmx while processing the request; see the agent log")
+        # The point between "changes committed" and "answer written" (durability tests).
+        for command in response.commands:
+            faults.crash_point("after-apply", command.command.action or "")
         return encode_response(response)
 
     def close(self) -> None:

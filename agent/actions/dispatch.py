@@ -39,6 +39,8 @@ class Context(Protocol):
 
     identity: Identity
     switches: set[str]
+    manager: object  # agent.ldm.manager.Manager
+    server_name: str
 
     def emit(self, event: Event) -> None: ...
 

@@ -317,11 +317,9 @@ def test_sample_is_fully_declared_in_the_spec_style(path):
 
 
 @pytest.fixture(scope="module")
-def combined_schema():
-    import xmlschema
-
+def combined_schema(xmlschema_request):
     assert SCHEMA_FILE.is_file(), f"{SCHEMA_FILE} is missing (the schemas of §8.1 are needed)"
-    return xmlschema.XMLSchema10(str(SCHEMA_FILE))
+    return xmlschema_request
 
 
 @pytest.mark.parametrize("path", ALL_SAMPLES, ids=SAMPLE_IDS)
