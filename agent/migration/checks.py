@@ -35,12 +35,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from agent.migration import messages as msg
 from agent.migration import versions
 from agent.migration.describe import describe_host, describe_source, describe_target, source_facts
 from agent.migration.versions import CPU_ARCHS, DEFAULT_RULES, CpuRules
+
+if TYPE_CHECKING:
+    from agent.ldm.manager import Manager
+    from agent.migration.request import MigrationRequest
 
 HARD, OVERRIDABLE, WARNING, NOTICE = "hard", "overridable", "warning", "notice"
 FAIL, WARN, NOTE = "fail", "warn", "notice"
@@ -461,7 +465,8 @@ def _disks(c: Ctx) -> Iterator[Emission]:
         vds = c.local["vdss"].get(disk["service"])
         vol = vds["volumes"].get(disk["volume"]) if vds else None
         if vol is None:
-            yield _one(1, HARD, msg.volume_missing(disk["volume"], disk["service"], disk["name"], c.host))
+            yield _one(1, HARD, msg.volume_missing(disk["volume"], disk["service"], disk["name"],
+                                                   c.host))
             continue
         if not c.live:
             continue  # a bound domain needs the volume to exist, nothing more
@@ -474,7 +479,8 @@ def _disks(c: Ctx) -> Iterator[Emission]:
         if disk["mpgroup"] and vol["mpgroup"] != disk["mpgroup"]:
             yield _one(1, OVERRIDABLE, msg.volume_mpgroup(disk["volume"], disk["service"], c.host,
                                                           disk["mpgroup"]))
-        if disk.get("storage-id") and vol.get("storage-id") and disk["storage-id"] != vol["storage-id"]:
+        ids = disk.get("storage-id"), vol.get("storage-id")
+        if all(ids) and ids[0] != ids[1]:
             yield _one(1, WARNING, msg.volume_storage(disk["volume"], disk["service"], c.host))
 
 
@@ -620,26 +626,27 @@ def run_target(description: dict, local: dict, request_view: dict,
     return _run(ctx, TARGET)
 
 
-def source_checks(manager, domain: str, request, target_host: dict, *,
+def source_checks(manager: "Manager", domain: str, request: "MigrationRequest",
+                  target_host: dict, *,
                   guest: dict | None = None,
                   settings: CheckSettings = DEFAULT_SETTINGS) -> list[CheckResult]:
-    """Every source-side check for ``request`` (a MigrationRequest); raises LdmError if the
-    domain does not exist (the caller reports it with the summary line, §6.16)."""
+    """Every source-side check for ``request``; raises LdmError if the domain does not
+    exist (the caller reports it with the summary line, §6.16)."""
     host = describe_host(manager, "", "", rules=settings.rules)
     description = describe_source(manager, domain, host, guest=guest)
     return run_source(description, source_facts(manager, domain), target_host, request.view(),
                       settings)
 
 
-def target_checks(manager, description: dict, request_view: dict, *,
+def target_checks(manager: "Manager", description: dict, request_view: dict, *,
                   settings: CheckSettings = DEFAULT_SETTINGS) -> list[CheckResult]:
     """Every target-side check against this (target) manager's state; changes nothing."""
     return run_target(description, describe_target(manager, rules=settings.rules), request_view,
                       settings)
 
 
-def protocol_check(local_range, peer_range, *, host: str, local_version: str,
-                   peer_version: str) -> CheckResult | None:
+def protocol_check(local_range: tuple[int, int], peer_range: tuple[int, int], *, host: str,
+                   local_version: str, peer_version: str) -> CheckResult | None:
     """K01 part 1 at ``mig-hello`` (§3.1): None when the two ranges share a protocol."""
     if versions.choose_protocol(tuple(local_range), tuple(peer_range)) is not None:
         return None

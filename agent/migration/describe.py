@@ -26,18 +26,23 @@ caller (``guest=``) or by the platform description:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from agent.ldm.alloc import free_memory
 from agent.ldm.model import ACTIVE, CONTROL_DOMAIN, SUSPENDED
 from agent.ldm.sizes import parse_size
 from agent.migration import versions
 from agent.migration.versions import DEFAULT_RULES, CpuRules
 
+if TYPE_CHECKING:
+    from agent.ldm.manager import Manager
+
 SOLARIS_RUNNING = "Solaris running"
 ALL_CAPABILITIES = ["suspend", "migration-v2", "cpu-dr", "crypto-dr", "mem-dr"]
 DEFAULT_FEATURES = ["efi-gpt", "migration"]
 
 
-def describe_host(manager, server_name: str, agent_version: str, *,
+def describe_host(manager: "Manager", server_name: str, agent_version: str, *,
                   rules: CpuRules = DEFAULT_RULES) -> dict:
     """The machine facts of §1.2 that checks and ``mig-hello`` use."""
     plat = manager.platform
@@ -63,7 +68,8 @@ def describe_host(manager, server_name: str, agent_version: str, *,
     }
 
 
-def describe_source(manager, domain: str, host: dict, *, guest: dict | None = None) -> dict:
+def describe_source(manager: "Manager", domain: str, host: dict, *,
+                    guest: dict | None = None) -> dict:
     """The ``mig-check`` payload for ``domain``; raises LdmError if the domain is unknown."""
     summary = manager.summary(domain)
     cons = manager.constraints(domain)
@@ -138,7 +144,7 @@ def _volume(manager, service: str, volume: str):
     return None
 
 
-def source_facts(manager, domain: str) -> dict:
+def source_facts(manager: "Manager", domain: str) -> dict:
     """What only the source-side checks read: its control domain's delayed reconfiguration
     (K04) and the services of ``domain`` that other domains use (K12 rule 7)."""
     doms = manager.domains
@@ -160,7 +166,7 @@ def source_facts(manager, domain: str) -> dict:
     }
 
 
-def describe_target(manager, *, rules: CpuRules = DEFAULT_RULES) -> dict:
+def describe_target(manager: "Manager", *, rules: CpuRules = DEFAULT_RULES) -> dict:
     """The target's own state as the target-side checks read it (never leaves the target)."""
     plat = manager.platform
     doms = manager.domains

@@ -34,7 +34,8 @@ CERT_WITH_CREDENTIALS = "Option -c cannot be used with a user name or password"
 PASSWORD_REQUIRED = "A target password is required"
 # Layout errors of ldm-xml §7.1 (C165); the spec fixes the condition, not the wording.
 TWO_CONTENTS = "migrate-domain takes exactly two Contents: the source domain, then the target"
-SOURCE_HAS_SECTION = "The first Content of migrate-domain names the source domain and has no Section"
+SOURCE_HAS_SECTION = ("The first Content of migrate-domain names the source domain and has no "
+                      "Section")
 NO_TARGET_INFO = "The second Content of migrate-domain must hold one ldom_info Item"
 NO_TARGET = "migrate-domain requires property target of resource ldom_info"
 
@@ -151,7 +152,8 @@ def memdr(ldom: str) -> str:
 # -- K04 delayed reconfiguration (§6.7) --------------------------------------------------------
 
 def reconf_source(cdom: str) -> str:
-    return f"Domain migration is not possible while a delayed reconfiguration is pending on domain {cdom}"
+    return (f"Domain migration is not possible while a delayed reconfiguration is pending on "
+            f"domain {cdom}")
 
 
 def reconf_target(cdom: str, host: str) -> str:
@@ -162,7 +164,8 @@ def reconf_target(cdom: str, host: str) -> str:
 # -- K05 elastic policy (§6.8) -----------------------------------------------------------------
 
 def elastic(hostname: str) -> str:
-    return f"Domain migration is not possible while the elastic power management policy is in effect on {hostname}"
+    return (f"Domain migration is not possible while the elastic power management policy is in "
+            f"effect on {hostname}")
 
 
 def elastic_deferred(hostname: str, ldom: str) -> str:
@@ -274,7 +277,8 @@ def no_named_blocks(ldom: str) -> str:
 
 
 def not_named_block(pa: int, ldom: str) -> str:
-    return f"Address {addr(pa)} in mblockmap is not the start of a named memory block of domain {ldom}"
+    return (f"Address {addr(pa)} in mblockmap is not the start of a named memory block of "
+            f"domain {ldom}")
 
 
 def range_not_free(pa: int, host: str) -> str:
@@ -293,13 +297,15 @@ def crypto_no_dr(ldom: str) -> str:
 
 
 def crypto_shortage(host: str, n: int, m: int, ldom: str) -> str:
-    return f"{WARNING}Target machine {host} can provide {n} of the {m} cryptographic units of domain {ldom}"
+    return (f"{WARNING}Target machine {host} can provide {n} of the {m} cryptographic units "
+            f"of domain {ldom}")
 
 
 # -- K12 virtual I/O (§6.4) --------------------------------------------------------------------
 
 def volume_missing(vol: str, vds: str, vdisk: str, host: str) -> str:
-    return f"Volume {vol}@{vds} used by virtual disk {vdisk} does not exist on target machine {host}"
+    return (f"Volume {vol}@{vds} used by virtual disk {vdisk} does not exist on target "
+            f"machine {host}")
 
 
 def service_inactive(svc: str, host: str, sdom: str) -> str:
@@ -334,7 +340,8 @@ def no_free_console(host: str) -> str:
 
 
 def console_port(p: int, host: str, tldom: str, q: int) -> str:
-    return f"{WARNING}Console port {p} is not free on target machine {host}; domain {tldom} will use port {q}"
+    return (f"{WARNING}Console port {p} is not free on target machine {host}; domain {tldom} "
+            f"will use port {q}")
 
 
 def provides_service(ldom: str, svc: str) -> str:
@@ -367,4 +374,5 @@ def mac_used(mac: str, what: str, other: str, host: str) -> str:
 
 
 def hostid_used(hostid: str, ldom: str, other: str, host: str) -> str:
-    return f"Host ID 0x{hostid} of domain {ldom} is already used by domain {other} on target machine {host}"
+    return (f"Host ID 0x{hostid} of domain {ldom} is already used by domain {other} on target "
+            f"machine {host}")

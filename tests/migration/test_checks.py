@@ -3,11 +3,12 @@ state can express, with a passing and a failing case."""
 
 import pytest
 
+from agent.ldm import LdmError
 from agent.migration import checks
 from agent.migration.checks import apply_force, merge, report_lines, source_checks, target_checks
 from agent.migration.describe import describe_host, describe_source
 from tests.migration.test_checks_support import (
-    G, SOURCE_FACTS, describe, example_source, example_target, guest, machine, request)
+    G, describe, example_source, example_target, guest, machine, request)
 
 EXAMPLE_DRY_RUN = [
     "Target CPU frequency 2998 MHz differs from source CPU frequency 2848 MHz",
@@ -149,7 +150,7 @@ def test_a_memory_dr_in_progress_fails_k03(pair):
 def test_an_unknown_source_domain_raises_for_the_standard_message(pair):
     # §6.16 last paragraph
     src, _ = pair
-    with pytest.raises(Exception, match="Domain nosuch does not exist"):
+    with pytest.raises(LdmError, match="^Domain nosuch does not exist$"):
         source_checks(src, "nosuch", request("nosuch"), {})
 
 
