@@ -5,6 +5,8 @@
 * :func:`describe_source` — the ``mig-check`` payload: the source machine and the domain
   (state, flags, softstate, OS capabilities, negotiated API groups, constraints, bindings,
   MACs, host ID, UUID). JSON-ready.
+* :func:`source_facts` — what only the source-side checks read (its control domain's delayed
+  reconfiguration, services of the domain used by others). Local only.
 * :func:`describe_target` — what the target-side checks read of the target's own state
   (free strands and memory, services, names and identities). Local only, never sent.
 
