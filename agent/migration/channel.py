@@ -98,6 +98,7 @@ class DataChannel:
         self._recv_seq = 0
         self._header = bytearray(frames.HEADER_SIZE)
         self._header_view = memoryview(self._header)
+        self.checksum = frames.CRC32  # until the HELLO has set the channel's key
 
     @property
     def cipher(self) -> str:
@@ -106,7 +107,9 @@ class DataChannel:
 
     def send(self, kind: int, arg0: int = 0, arg1: int = 0, payload=b"", flags: int = 0) -> int:
         """Write one frame; return its payload size. Large payloads go out without a copy."""
-        header = frames.encode_header(kind, self._send_seq, arg0, arg1, payload, flags)
+        header = frames.encode_header(
+            kind, self._send_seq, arg0, arg1, payload, flags, self.checksum
+        )
         self._send_seq += 1
         size = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
         if size <= 16384:
@@ -143,7 +146,7 @@ class DataChannel:
             raise frames.FrameError(f"{header.name} frame too large ({header.length} bytes)")
         payload = bytearray(header.length)
         self.read_into(memoryview(payload))
-        frames.check_payload(raw, header, payload)
+        frames.check_payload(raw, header, payload, self.checksum)
         return frames.Frame(header, bytes(payload))
 
     def poll_frame(self) -> frames.Frame | None:
@@ -215,7 +218,9 @@ def connect(
                            f" not the pinned {expected_fingerprint}")
     sock.settimeout(None)
     channel = DataChannel(sock)
-    channel.send(frames.HELLO, frames.PROTOCOL_VERSION, page_count, token)
+    key = os.urandom(frames.Poly1305Checksum.KEY_SIZE)
+    channel.send(frames.HELLO, frames.PROTOCOL_VERSION, page_count, token + key)
+    channel.checksum = frames.Poly1305Checksum(key)
     return channel
 
 
@@ -259,9 +264,13 @@ class DataListener:
         except (OSError, ssl.SSLError, ChannelError, frames.FrameError):
             raw.close()
             return None
-        if frame.header.kind != frames.HELLO or not authorize(frame.payload):
+        key_size = frames.Poly1305Checksum.KEY_SIZE
+        token, key = frame.payload[:-key_size], frame.payload[-key_size:]
+        valid = frame.header.kind == frames.HELLO and len(frame.payload) > key_size
+        if not valid or not authorize(token):
             channel.close()  # no reply: a wrong token learns nothing (§4.5)
             return None
+        channel.checksum = frames.Poly1305Checksum(key)
         if frame.header.arg0 != frames.PROTOCOL_VERSION:
             channel.send(frames.ERROR, payload=b"unsupported data protocol version")
             channel.close()

@@ -427,13 +427,13 @@ class TargetEngine:
             # Straight into guest RAM: the guest does not run until READY, and a bad
             # checksum fails the whole transfer.
             self.channel.read_into(view)
-            frames.check_payload(raw, header, view)
+            frames.check_payload(raw, header, view, self.channel.checksum)
         self._seen[first : first + count] = self._ones[:count]
         self.stats.pages(False, count, header.length)
 
     def _zero(self, header: frames.Header, raw: bytes) -> None:
         first, count = self._span(header)
-        frames.check_payload(raw, header, b"")
+        frames.check_payload(raw, header, b"", self.channel.checksum)
         if self._round > 0:  # round 0 lands on zero-filled memory: nothing to clear
             ps = self.page_size
             zeros = self._zeros
@@ -479,5 +479,5 @@ class TargetEngine:
         buffer = bytearray(header.length)
         if header.length:
             self.channel.read_into(memoryview(buffer))
-        frames.check_payload(raw, header, buffer)
+        frames.check_payload(raw, header, buffer, self.channel.checksum)
         return bytes(buffer)

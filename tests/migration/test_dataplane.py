@@ -197,7 +197,8 @@ class CorruptingChannel(channel.DataChannel):
         if kind == frames.PAGES:
             CorruptingChannel.pages_seen += 1
             if CorruptingChannel.pages_seen == 3:
-                header = frames.encode_header(kind, self._send_seq, arg0, arg1, payload, flags)
+                header = frames.encode_header(kind, self._send_seq, arg0, arg1, payload, flags,
+                                              self.checksum)
                 self._send_seq += 1
                 bad = bytearray(payload)
                 bad[100] ^= 0x40

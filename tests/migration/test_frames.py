@@ -103,3 +103,23 @@ def test_short_input_needs_more_data():
     assert decoder.next_frame() is frames.NEED_DATA
     decoder.receive_data(data[-1:])
     assert decoder.next_frame().payload == b"abc"
+
+
+@pytest.mark.parametrize("position", [2, 20, 31, 32, 5000])
+def test_keyed_checksum_detects_corruption_and_a_wrong_key(position):
+    key = bytes(range(32))
+    checksum = frames.Poly1305Checksum(key)
+    data = bytearray(frames.encode_frame(frames.PAGES, 0, 1, 1, b"\x33" * 8192, checksum=checksum))
+    decoder = frames.FrameDecoder(checksum=checksum)
+    decoder.receive_data(bytes(data))
+    assert decoder.next_frame().payload == b"\x33" * 8192
+    data[position] ^= 0x10
+    with pytest.raises(frames.FrameError):
+        decoder = frames.FrameDecoder(checksum=checksum)
+        decoder.receive_data(bytes(data))
+        decoder.next_frame()
+    data[position] ^= 0x10
+    other = frames.FrameDecoder(checksum=frames.Poly1305Checksum(bytes(32)))
+    other.receive_data(bytes(data))
+    with pytest.raises(frames.ChecksumError):
+        other.next_frame()
