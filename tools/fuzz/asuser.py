@@ -14,6 +14,10 @@ import os
 import pwd
 import traceback
 
+# Loaded here, before any fork: the child may not be able to read the standard library's files.
+import encodings.idna  # noqa: F401  (socket.create_connection encodes host names with it)
+import concurrent.futures.thread  # noqa: F401
+
 
 def nobody() -> tuple[int, int]:
     """The uid and gid of ``nobody``."""
