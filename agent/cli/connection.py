@@ -101,14 +101,18 @@ class LdmConnection:
 
     def next_document(self) -> tuple[bytes, bytes]:
         """Block until the next LDM document arrives; return (root name, bytes)."""
+        scanned = 0
         while True:
-            m = _DOC_RE.search(self.buffer)
+            # Resume the search where the last one stopped (less a closing tag's length), so a
+            # large response arriving in many reads is scanned once, not once per read.
+            m = _DOC_RE.search(self.buffer, max(0, scanned - 16))
             if m:
                 end = m.end()
                 start = self.buffer.find(b"<" + m.group(1), 0, end)
                 doc = self.buffer[start:end]
                 self.buffer = self.buffer[end:]
                 return m.group(1), doc
+            scanned = len(self.buffer)
             self._fill()
 
     def close(self) -> None:
@@ -133,13 +137,14 @@ class LdmConnection:
 
     def _fill(self) -> None:
         try:
-            chunk = self.sock.recv(65536)
+            chunk = self.sock.recv(262144)
         except socket.timeout:
             raise LdmClientError("timed out waiting for the agent") from None
         if not chunk:
             raise LdmClientError("the agent closed the connection")
         self.buffer += chunk
-        m = _ERROR_RE.search(self.buffer)
+        # Only the new bytes (and a tag's length before them) can hold a new stream error.
+        m = _ERROR_RE.search(self.buffer, max(0, len(self.buffer) - len(chunk) - 32))
         if m:
             raise LdmClientError(f"the agent ended the stream: {m.group(1).decode()}")
 

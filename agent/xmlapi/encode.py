@@ -75,6 +75,24 @@ def _prop_rank(key: str) -> int:
     return rank
 
 
+# Per property key: its rank and the markup around its value. Keys come from a small fixed
+# vocabulary, so this is computed once per key (the hot path of every list response).
+_KEY_MARKUP: dict[str, tuple[int, str, str]] = {}
+
+
+def _markup(key: str) -> tuple[int, str, str]:
+    found = _KEY_MARKUP.get(key)
+    if found is None:
+        if key == "uuid" or key.startswith("rasd:"):
+            found = (_prop_rank(key), f"<{key}>", f"</{key}>")
+        else:
+            found = (_prop_rank(key), f'<gprop:GenericProperty key="{escape_attr(key)}">',
+                     "</gprop:GenericProperty>")
+        if len(_KEY_MARKUP) < 4096:  # bounded: keys normally come from the §6 tables
+            _KEY_MARKUP[key] = found
+    return found
+
+
 def _item(out: list[str], item: model.Item) -> None:
     out.append("<Item>")
     if item.rtype:
@@ -82,16 +100,15 @@ def _item(out: list[str], item: model.Item) -> None:
     props = item.props
     if any(k in NEVER_EMITTED for k, _ in props):
         props = [(k, v) for k, v in props if k not in NEVER_EMITTED]
-    ranks = [_prop_rank(k) for k, _ in props]
+    marks = [_markup(k) for k, _ in props]
+    ranks = [m[0] for m in marks]
     if ranks != sorted(ranks):
         # Stable: the caller's order is kept within a rank (the §6 output order of properties).
-        props = [kv for _, _, kv in sorted(zip(ranks, range(len(ranks)), props))]
-    for key, value in props:
-        if key == "uuid" or key.startswith("rasd:"):
-            out.append(f"<{key}>{escape_text(value)}</{key}>")
-        else:
-            out.append(f'<gprop:GenericProperty key="{escape_attr(key)}">'
-                       f"{escape_text(value)}</gprop:GenericProperty>")
+        order = sorted(range(len(ranks)), key=ranks.__getitem__)
+        props = [props[i] for i in order]
+        marks = [marks[i] for i in order]
+    for (_, value), (_, start, end) in zip(props, marks):
+        out.append(start + escape_text(value) + end)
     for inner in item.bindings:
         out.append("<bind:Binding>")
         _item(out, inner)

@@ -502,6 +502,18 @@ def output_keys(rtype: str, view: str) -> tuple[str, ...]:
     return tuple(k.name for k in _VIEW_KEYS[rtype, view])
 
 
+_VIEW_NAMES: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def _view_names(rtype: str, view: str) -> frozenset[str]:
+    """Every key (aliases included) that ``view`` may carry for ``rtype``; memoised."""
+    names = _VIEW_NAMES.get((rtype, view))
+    if names is None:
+        names = frozenset(k for k, row in _KEY_INDEX[rtype].items() if view in row.views)
+        _VIEW_NAMES[rtype, view] = names
+    return names
+
+
 def item_for_output(rtype: str, vals: Mapping[str, Any], view: str = LIST_DOMAIN, *,
                     bindings: Iterable[Mapping[str, Any]] = ()) -> model.Item | None:
     """An output Item with every key of the view's output set, in order (§6.0, §6.19-§6.23).
@@ -515,8 +527,8 @@ def item_for_output(rtype: str, vals: Mapping[str, Any], view: str = LIST_DOMAIN
     """
     resource = RESOURCES[rtype]
     keys = _VIEW_KEYS[rtype, view]
-    index = _KEY_INDEX[rtype]
-    stray = [k for k in vals if k not in index or view not in index[k].views]
+    allowed = _view_names(rtype, view)
+    stray = [k for k in vals if k not in allowed]
     if stray:
         raise ValueError(f"{rtype} in {view} has no output key {', '.join(stray)}")
     if resource.quantity and view != EVENT:

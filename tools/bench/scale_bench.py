@@ -168,7 +168,8 @@ def main() -> int:
                 setup_s = populate(conn, args.domains)
                 list_all = timed(conn, LIST_ALL, args.repeat)
                 one = (HEAD + '<cmd><action>list-bindings</action><data version="3.0"><Envelope>'
-                       '<References/><Content ovf:id="ldg0500"/></Envelope></data></cmd></LDM_interface>').encode()
+                       f'<References/><Content ovf:id="ldg{args.domains // 2:04d}"/></Envelope>'
+                       '</data></cmd></LDM_interface>').encode()
                 bindings = timed(conn, one, args.repeat * 5)
                 fan = fan_out(agent, conn, args.sessions, rounds=20)
                 rss = rss_mib(agent.proc.pid)
