@@ -4,7 +4,8 @@ Set ``LDMX_MIGRATION_FAULTS`` in an agent's environment to a comma-separated lis
 ``point=action`` pairs. Actions: ``crash`` (the agent process exits at once, as a
 ``kill -9`` would leave it: the journal and the guests survive), ``cut`` (the control
 connection is dropped), ``drop`` (the reply being written is lost and the connection
-dropped). Each pair fires once. The points, and the §9.5 rows they serve:
+dropped), ``hold`` (at ``source-round-hold`` only: the data plane waits 3 s after a
+round, a window in which a test cancels in phase 3). Each pair fires once. The points, and the §9.5 rows they serve:
 
 ==============================  ======================================================
 ``source-prepared``             F10 (source crash, phase 2), F08/F40 (cut, phase 2)
@@ -25,8 +26,9 @@ from __future__ import annotations
 import os
 
 ENV = "LDMX_MIGRATION_FAULTS"
-CRASH, CUT, DROP = "crash", "cut", "drop"
-ACTIONS = (CRASH, CUT, DROP)
+CRASH, CUT, DROP, HOLD = "crash", "cut", "drop", "hold"
+ACTIONS = (CRASH, CUT, DROP, HOLD)
+HOLD_S = 3.0
 CRASH_STATUS = 70
 
 

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from automat import TypeMachineBuilder
 
-from agent.migration.journal import Journal, Record
+from agent.migration.journal import SOURCE_FINAL, Journal, Record
 
 CANCELLED = "cancelled"
 
@@ -90,7 +90,8 @@ NOT_CANCELLABLE = ("The migration of domain {ldom} has passed the point of no re
 def _abort(core: SourceCore, lines: list[str], outcome: str, notify: bool = True) -> None:
     """The single undo path before the point of no return: journal, tell the target, restore."""
     rec = core.record
-    core.journal.advance(rec, "aborted", outcome=outcome, error=(lines or [""])[0])
+    state = outcome if outcome in SOURCE_FINAL else "aborted"  # cancelled is an abort
+    core.journal.advance(rec, state, outcome=outcome, error=(lines or [""])[0])
     core.effects.stop_transfer()
     if notify:
         core.effects.send("mig-abort", {"reason": outcome})

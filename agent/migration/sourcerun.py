@@ -10,6 +10,7 @@ channel is ``peer_lost``, a refused reply is ``failed``, a cancel is ``cancel``.
 from __future__ import annotations
 
 import ssl as stdlib_ssl
+import time
 from dataclasses import replace
 
 from twisted.internet import defer, threads
@@ -17,8 +18,9 @@ from twisted.logger import Logger
 
 from agent.migration import control, phase1, source
 from agent.migration.channel import connect as data_connect
-from agent.migration.dataplane import StopSignal, SourceEngine, TransferOptions
-from agent.migration.faults import CUT, DROP
+from agent.migration import precopy
+from agent.migration.dataplane import COMPRESSION_NONE, SourceEngine, StopSignal, TransferOptions
+from agent.migration.faults import CUT, DROP, HOLD, HOLD_S
 from agent.migration.journal import Record
 from agent.migration.peer import PeerError, lost, open_control
 from agent.migration.progress import Progress
@@ -215,10 +217,14 @@ class SourceRun:
                                bytes.fromhex(prepared["data-token"]),
                                self.svc.page_count(self.domain),
                                context=_client_context(), timeout=30.0)
-        options = TransferOptions()
-        engine = SourceEngine(self.svc.hv, self.domain, channel, options, self.stop,
-                              on_round=lambda s: self.svc.reactor.callFromThread(self._round, s))
+        engine = SourceEngine(self.svc.hv, self.domain, channel, transfer_options(self.data),
+                              self.stop, on_round=self._round_in_thread)
         return engine.run()
+
+    def _round_in_thread(self, stats) -> None:
+        if self.svc.faults.hit("source-round-hold") == HOLD:
+            time.sleep(HOLD_S)  # a test's window for a cancel in phase 3 (F17)
+        self.svc.reactor.callFromThread(self._round, stats)
 
     def _round(self, stats) -> None:
         values = stats.as_dict()
@@ -258,7 +264,6 @@ class SourceRun:
 
     def remove_copy(self) -> None:
         self.svc.remove_domain(self.domain, live=self.core.live)
-        self.svc.domain_event("migrate-domain", self.domain)
 
     def report(self, phase: int, percent: int) -> None:
         if not self.progress.started:
@@ -273,6 +278,9 @@ class SourceRun:
             self._unresolved_timer.cancel()
         if outcome != "dry-run":
             self.progress.final(ok, outcome, None if ok else (lines or [None])[0])
+        if ok and outcome != "dry-run":
+            # After the final progress event and before the response (ldm-xml §4.6, C172).
+            self.svc.domain_event("migrate-domain", self.domain)
         for waiter in self._resolve_waiters:
             waiter.callback(outcome)
         self._resolve_waiters = []
@@ -364,6 +372,18 @@ class SourceRun:
             self._resolving = True
             self._attempt(0)
         return d
+
+
+def transfer_options(data: dict) -> TransferOptions:
+    """The data plane's options from the request's tuning operands (§5.3; this run only, M50)."""
+    tuning = data.get("tuning") or {}
+    config = precopy.PrecopyConfig(
+        downtime_budget_ms=float(tuning.get("max-downtime", 300)),
+        max_rounds=int(tuning.get("max-rounds", 30)),
+        timeout_s=float(tuning["timeout"]) if "timeout" in tuning else None,
+        timeout_action=tuning.get("on-timeout", precopy.TIMEOUT_ABORT),
+        auto_converge=tuning.get("auto-converge", "on") == "on")
+    return TransferOptions(precopy=config, compression=COMPRESSION_NONE)
 
 
 def _client_context() -> stdlib_ssl.SSLContext:

@@ -1,0 +1,176 @@
+"""migrate-domain between two real agents over loopback (migration.md §2, §8, §11; ldm-xml §7).
+
+Each test starts two agents (``system1``, ``system2``) as subprocesses with their own
+simulated machines, runs a migration over the XML interface, and checks what a user would
+see on both sides: states, flags, identity, the guest's own integrity oracle, events.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from agent.cli.connection import LdmConnection
+from agent.hypervisor.sim.hypervisor import SimHypervisor
+from agent.testing import wait_for
+from tests.migration import docs
+from tests.migration.hosts import PASSWORD, USER, make_guest, two_hosts
+
+
+
+def guests(host) -> SimHypervisor:
+    return SimHypervisor(host.state / "guests")
+
+
+def stable(domains: dict) -> dict:
+    """A listing without the values that change with time."""
+    return {name: {k: v for k, v in props.items() if k not in ("uptime", "util")}
+            for name, props in domains.items()}
+
+
+def migrate_in_background(host, document: bytes):
+    """Send a migrate-domain on its own session; return (thread, box with the answer, conn)."""
+    conn = host.connect()
+    box: dict = {}
+
+    def run():
+        try:
+            box["answer"] = conn.request(document)
+        except Exception as error:  # the session may be cut on purpose
+            box["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, box, conn
+
+
+def test_live_migration_with_rename_keeps_identity_and_memory(tmp_path):
+    """§11.3, M4, M12, M15, M16, C171, C172: ldg1 runs on system2 as ldg-web, same UUID,
+    MAC and host ID, the guest's integrity oracle is clean, the source copy is gone; the
+    requesting session sees 0% first, 100% done last, then migrate-domain, then the answer."""
+    with two_hosts(tmp_path) as (src, dst):
+        make_guest(src, "ldg1", "active")
+        before = src.domains()["ldg1"]
+        conn = src.connect()
+        conn.request(docs.reg_all_events())
+        answer = conn.request(docs.migrate("ldg1", dst.target, USER, PASSWORD, "ldg-web"))
+        conn.close()
+        assert (docs.status(answer), docs.lines(answer)) == ("success", [])
+        after = dst.domains()
+        assert "ldg1" not in src.domains() and "ldg1" not in after
+        moved = after["ldg-web"]
+        assert (moved["state"], moved["flags"]) == ("active", "-n----")
+        for key in ("uuid", "Address", "hostid", "ncpu", "memory"):
+            assert moved[key] == before[key], key
+        assert guests(dst).status("ldg-web").state == "running"
+        assert guests(dst).verify("ldg-web") is None  # the guest proves no write was lost
+        assert "ldg1" not in guests(src).list()
+        events = [docs.event_props(e) for e in conn.events]
+        progress = [p for action, p in events if action == "migration-process"]
+        assert progress[0]["progress"] == "0%" and progress[0]["status"] == "ongoing"
+        assert (progress[-1]["progress"], progress[-1]["status"]) == ("100%", "done")
+        assert [int(p["progress"].rstrip("%")) for p in progress] == sorted(
+            int(p["progress"].rstrip("%")) for p in progress)  # M84: never decreases
+        assert events[-1][0] == "migrate-domain"
+        assert b"password" not in answer and PASSWORD.encode() not in answer  # C171, M40
+
+
+@pytest.mark.parametrize("state", ["bound", "inactive"])
+def test_cold_migration_moves_the_definition(tmp_path, state):
+    """M4, M12, §2.9: a bound or inactive domain arrives in the same state with its flags
+    cleared and the source copy removed; no guest runs on either side."""
+    with two_hosts(tmp_path) as (src, dst):
+        make_guest(src, "ldg1", state)
+        uuid = src.domains()["ldg1"]["uuid"]
+        answer = src.request(docs.migrate("ldg1", dst.target, USER, PASSWORD))
+        assert docs.status(answer) == "success", docs.lines(answer)
+        moved = dst.domains()["ldg1"]
+        assert (moved["state"], moved["flags"], moved["uuid"]) == (state, "------", uuid)
+        assert "ldg1" not in src.domains()
+        assert guests(dst).list() == [] and guests(src).list() == []
+
+
+def test_dry_run_changes_nothing(tmp_path):
+    """M2, C174: -n answers after phase 1, both machines unchanged, no progress events."""
+    with two_hosts(tmp_path) as (src, dst):
+        make_guest(src, "ldg1", "active")
+        before = (stable(src.domains()), stable(dst.domains()))
+        conn = src.connect()
+        conn.request(docs.reg_all_events())
+        answer = conn.request(docs.migrate("ldg1", dst.target, USER, PASSWORD, options="-n"))
+        conn.close()
+        assert docs.status(answer) == "success", docs.lines(answer)
+        assert (stable(src.domains()), stable(dst.domains())) == before
+        assert not [e for e in conn.events if b"migration-process" in e]
+
+
+def test_wrong_password_fails_at_intake_and_touches_nothing(tmp_path):
+    """F02, M34: the authentication line and the summary; the source domain is unchanged."""
+    with two_hosts(tmp_path) as (src, dst):
+        make_guest(src, "ldg1", "active")
+        answer = src.request(docs.migrate("ldg1", dst.target, USER, "wrong"))
+        assert docs.lines(answer) == [
+            f"Authentication to the Logical Domains Manager on {dst.listen[0]} failed",
+            "Domain Migration of LDom ldg1 failed"]
+        assert src.domains()["ldg1"]["flags"] == "-n----"
+        assert "ldg1" not in dst.domains()
+
+
+def test_unreachable_target_fails_at_intake(tmp_path):
+    """F01: the connect line; nothing changed."""
+    with two_hosts(tmp_path) as (src, dst):
+        make_guest(src, "ldg1", "bound")
+        answer = src.request(docs.migrate("ldg1", "127.0.0.1:1", USER, PASSWORD))
+        assert docs.lines(answer)[0] == ("Failed to establish a connection with the Logical "
+                                         "Domains Manager on target machine 127.0.0.1")
+        assert src.domains()["ldg1"]["flags"] == "------"
+
+
+def test_cancel_in_phase_3_restores_the_source(tmp_path):
+    """§11.5, M3, M90, M91, F17, C175: during the transfer the source shows s and the target
+    t; cancel on the target is refused, on the source it succeeds; the waiting request gets
+    the cancelled line; the source runs unchanged; the target domain is gone; a second
+    cancel says no migration is in progress."""
+    hold = {"LDMX_MIGRATION_FAULTS": "source-round-hold=hold"}
+    with two_hosts(tmp_path, source_env=hold) as (src, dst):
+        make_guest(src, "ldg1", "active")
+        thread, box, conn = migrate_in_background(
+            src, docs.migrate("ldg1", dst.target, USER, PASSWORD, "ldg-web"))
+        assert wait_for(lambda: "ldg-web" in dst.domains(), timeout=20)
+        assert src.domains()["ldg1"]["flags"] == "-n---s"
+        assert (dst.domains()["ldg-web"]["state"], dst.domains()["ldg-web"]["flags"]) == (
+            "bound", "-----t")
+        refused = dst.request(docs.cancel("ldg-web"))
+        assert docs.lines(refused) == [
+            "The migration of domain ldg-web can be cancelled only on the source machine"]
+        done = src.request(docs.cancel("ldg1"))
+        assert docs.status(done) == "success", docs.lines(done)
+        thread.join(30)
+        conn.close()
+        assert docs.lines(box["answer"]) == ["Migration of domain ldg1 was cancelled",
+                                             "Domain Migration of LDom ldg1 failed"]
+        restored = src.domains()["ldg1"]
+        assert (restored["state"], restored["flags"]) == ("active", "-n----")
+        assert guests(src).status("ldg1").state == "running"
+        assert guests(src).verify("ldg1") is None
+        assert wait_for(lambda: "ldg-web" not in dst.domains(), timeout=10)
+        assert docs.lines(src.request(docs.cancel("ldg1"))) == [
+            "No migration is in progress for domain ldg1"]
+
+
+def test_losing_the_requesting_session_before_the_pnr_cancels(tmp_path):
+    """C176, M93 (SIGKILL row): the requester's session closes mid-transfer; the source is
+    restored and the target domain removed."""
+    hold = {"LDMX_MIGRATION_FAULTS": "source-round-hold=hold"}
+    with two_hosts(tmp_path, source_env=hold) as (src, dst):
+        make_guest(src, "ldg1", "active")
+        thread, box, conn = migrate_in_background(
+            src, docs.migrate("ldg1", dst.target, USER, PASSWORD))
+        assert wait_for(lambda: "ldg1" in dst.domains(), timeout=20)
+        conn.sock.shutdown(socket.SHUT_RDWR)  # the client is gone (kill -9)
+        conn.sock.close()
+        assert wait_for(lambda: src.domains()["ldg1"]["flags"] == "-n----", timeout=20)
+        assert wait_for(lambda: "ldg1" not in dst.domains(), timeout=10)
+        assert guests(src).status("ldg1").state == "running"
