@@ -163,3 +163,24 @@ def test_invalid_configuration_is_refused():
         PrecopyConfig(timeout_action="maybe")
     with pytest.raises(ValueError):
         PrecopyConfig(max_rounds=0)
+
+
+def test_settle_keeps_iterating_while_rounds_still_halve_the_dirty_set():
+    """Beyond the spec (settle_ms): a web-like guest ends with a far shorter pause."""
+    plain = SimulatedTransfer(1 << 30, 300 * MIB, dirty_rate=2048, working_set=8192)
+    settled = SimulatedTransfer(1 << 30, 300 * MIB, dirty_rate=2048, working_set=8192,
+                                config=PrecopyConfig(settle_ms=20))
+    first = plain.run()
+    second = settled.run()
+    assert first.reason == second.reason == precopy.SWITCH_BUDGET
+    assert 20 < first.expected_downtime_ms <= 300
+    assert second.expected_downtime_ms <= 20
+    assert len(settled.decisions) > len(plain.decisions)
+
+
+def test_settle_does_not_delay_a_guest_whose_dirty_set_stopped_shrinking():
+    config = PrecopyConfig(settle_ms=1)
+    sim = SimulatedTransfer(1 << 30, 300 * MIB, dirty_rate=10**9, working_set=3000, config=config)
+    decision = sim.run()
+    assert decision.reason == precopy.SWITCH_BUDGET
+    assert len(sim.decisions) <= 3

@@ -2,7 +2,7 @@
 
     python tools/bench/migration_bench.py [--quick] [--json FILE] [--runs N]
         [--scenarios idle,web,...] [--compression none|zstd] [--no-extents]
-        [--diabolical-action force|abort] [--twisted-baseline]
+        [--diabolical-action force|abort] [--twisted-baseline] [--settle-ms MS]
 
 The source engine runs in this process, the target engine in a child process started
 from this same file (``--target-server``); each has its own simulated hypervisor and
@@ -133,8 +133,6 @@ def receive_guest(hv: SimHypervisor, listener: channel.DataListener, job: dict) 
     name = job["name"]
     hv.create(GuestSpec(name, job["memory"], workload=job["workload"]))
     hv.start(name, paused=True)
-    if os.environ.get("LDMX_BENCH_PREFAULT"):
-        hv.map_ram(name, writable=True).obj.madvise(23)  # MADV_POPULATE_WRITE
     try:
         chan, login = listener.accept(channel.token_checker(bytes.fromhex(job["token"])), 60)
         result = TargetEngine(hv, name, chan, login).run()
@@ -180,7 +178,7 @@ class Target:
     """The child process holding the target engine."""
 
     def __init__(self, state_dir: str, extents: bool) -> None:
-        argv = [sys.executable, *os.environ.get("LDMX_BENCH_TARGET_PY", "").split(), __file__, "--target-server", state_dir]
+        argv = [sys.executable, __file__, "--target-server", state_dir]
         if not extents:
             argv.append("--no-extents")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -409,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", help="comma-separated subset")
     parser.add_argument("--compression", default="none", choices=["none", "zstd"])
     parser.add_argument("--budget-ms", type=float, default=300.0)
+    parser.add_argument("--settle-ms", type=float, default=None,
+                        help="beyond the spec: iterate while rounds halve the dirty set")
     parser.add_argument("--no-extents", action="store_true", help="read every page in round 0")
     parser.add_argument("--diabolical-action", default="force", choices=["force", "abort"])
     parser.add_argument("--diabolical-timeout", type=float, default=60.0)
@@ -437,9 +437,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for name in names:
                 spec = catalogue[name]
-                config = PrecopyConfig(downtime_budget_ms=args.budget_ms)
+                config = PrecopyConfig(downtime_budget_ms=args.budget_ms,
+                                       settle_ms=args.settle_ms)
                 if name == "diabolical":
                     config = PrecopyConfig(downtime_budget_ms=args.budget_ms,
+                                           settle_ms=args.settle_ms,
                                            timeout_s=args.diabolical_timeout,
                                            timeout_action=args.diabolical_action)
                 options = TransferOptions(config, compression=args.compression)
