@@ -360,3 +360,21 @@ def test_final_answer_is_parsed_from_the_spec_shaped_dry_run_failure():
     answer = parse_answer(response(False, "Unable to bind 24G memory region at real address 0x10000000",
                                    "Domain Migration of LDom db2 would fail if attempted"))
     assert not answer.ok and answer.messages[-1].endswith("would fail if attempted")
+
+
+def test_terminal_bar_shows_the_throughput_from_a_status_query():
+    """On a terminal the CLI asks list-domain on its second session for live statistics."""
+    listed = (b'<LDM_interface version="1.3" xmlns:ovf="./schemas/envelope" xmlns:rasd="./schemas/'
+              b'CIM_ResourceAllocationSettingData" xmlns:gprop="./schemas/GenericProperty"><cmd>'
+              b'<action>list-domain</action><data version="3.0"><Envelope><References/><Content '
+              b'ovf:id="ldg1"><Section><Item><rasd:OtherResourceType>ldom_info</rasd:OtherResourceType>'
+              b'<gprop:GenericProperty key="throughput">640889651</gprop:GenericProperty></Item>'
+              b'</Section></Content></Envelope><response><status>success</status></response></data>'
+              b'<response><status>success</status></response></cmd><response><status>success'
+              b'</status></response></LDM_interface>')
+    script = Script([LIVE[2], None, response(True)], side_answers=[listed])
+    runner, err = script.runner(terminal=True)
+    runner.status_interval = 0
+    assert runner.run(b"x") == 0
+    assert decoded_command(script.side_sent[0]).action == "list-domain"
+    assert "611.2M/s" in err.getvalue()
