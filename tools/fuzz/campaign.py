@@ -96,6 +96,7 @@ def negotiation_share() -> float:
 def run_campaign(documents: int, seed: int, workdir: Path, progress=None, sasl_share: float = 0.25) -> dict:
     """Run one campaign in ``workdir`` and return its figures: ``documents`` cases in all,
     the negotiation share of them from a child running as ``nobody``."""
+    workdir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     negotiation_count = round(documents * negotiation_share())
     ready_count = documents - negotiation_count

@@ -173,7 +173,7 @@ class Tally:
         kind = self.by_kind.setdefault(case.kind, {})
         kind[outcome] = kind.get(outcome, 0) + 1
         if outcome in BAD_OUTCOMES and len(self.bad) < 50:
-            self.bad.append((case.kind, outcome, case.data[:4096]))
+            self.bad.append((f"{case.kind} ({len(case.data)} bytes)", outcome, case.data[:4096]))
 
     @property
     def bad_count(self) -> int:
