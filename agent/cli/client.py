@@ -32,6 +32,7 @@ from agent.cli.commands import BY_NAME, CLI, Sub, UsageError, build_request, par
 from agent.cli.connection import LdmClientError, LdmConnection
 from agent.cli.pretty import indent_xml
 from agent.config import default_state_dir, parse_endpoint
+from agent.xmlapi import model
 
 DEFAULT_PORT = 6482
 OUTPUT_WORDS = tuple(listing.OUTPUT_WORDS)
@@ -134,8 +135,6 @@ def render_for(sub: Sub, ns: argparse.Namespace, answer: Answer) -> str:
 def constraints_xml(answer: Answer) -> str:
     """``list-constraints -x``: an ``add-domain`` request that recreates the domains, replayable
     with ``ldmx add-domain -i FILE`` or ``ldmx xml FILE``."""
-    from agent.xmlapi import model
-
     document = requests.request("add-domain", [model.Envelope([c]) for c in answer.contents()])
     return indent_xml(document)
 

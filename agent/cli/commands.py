@@ -22,6 +22,8 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lxml import etree
+
 from agent.actions.table import ACTIONS, OPTIONAL, REQUIRED, Action
 from agent.cli import requests
 from agent.cli.answers import read_envelope
@@ -393,8 +395,6 @@ def device_selector(words: list[str]) -> model.Envelope | None:
 def replay_data(path: Path) -> list[model.Envelope]:
     """Every domain ``Content`` of an XML file (``list-constraints -x`` output or a saved
     response), one ``data`` each, for ``add-domain -i``."""
-    from lxml import etree
-
     try:
         root = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True,
                                                       load_dtd=False)).getroot()

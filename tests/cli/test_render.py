@@ -1,12 +1,10 @@
 """Rendering of the agent's answers like ldm: golden files for the human and parseable forms."""
 
-import argparse
 
 from lxml import etree
 
 from agent.cli import client, listing
 from agent.cli.answers import parse_answer, parse_event
-from agent.cli.commands import BY_NAME, parser_for
 from agent.xmlapi.decode import decode_request
 from agent.xmlapi.model import Request
 
