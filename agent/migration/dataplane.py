@@ -302,6 +302,30 @@ class SourceEngine:
         return TransferResult(False, None, message, self.stats.snapshot(), None)
 
 
+MADV_POPULATE_WRITE = 23  # Linux 5.14+: back a whole mapping in one call
+
+
+def prepare_target_memory(ram: memoryview) -> None:
+    """Back every page of the receiving guest's memory before the transfer (phase 2).
+
+    The spec's phase 2 zero-fills the target domain's memory; on a fresh sparse RAM file
+    that means allocating it. Done here, first-touch faults stay out of the copy: on this
+    machine they cost more than the TLS decryption of the same bytes. One madvise call
+    where the kernel has it, else writing zeros (the memory is zero already).
+    """
+    madvise = getattr(ram.obj, "madvise", None)
+    if madvise is not None:
+        try:
+            madvise(MADV_POPULATE_WRITE)
+            return
+        except (OSError, ValueError):
+            pass  # an older kernel: fall back to touching every page
+    zeros = bytes(1 << 20)
+    for offset in range(0, ram.nbytes, len(zeros)):
+        end = min(offset + len(zeros), ram.nbytes)
+        ram[offset:end] = zeros[: end - offset]
+
+
 @dataclass(frozen=True)
 class ReceiveResult:
     """How a target transfer ended; on success the vCPU state is loaded, the guest not run."""

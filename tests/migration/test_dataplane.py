@@ -383,3 +383,16 @@ def test_pages_written_while_they_are_sent_arrive_intact(tls):
     assert result.ok and received.ok, (result.error, received.error)
     assert writer.writes > 0
     assert dst.guests["g"].ram == guest.ram
+
+
+def test_prepare_target_memory_keeps_it_zero_and_mapped(tmp_path):
+    import mmap
+    path = tmp_path / "ram"
+    path.write_bytes(b"")
+    with open(path, "r+b") as f:
+        f.truncate(64 * PAGE)
+        view = memoryview(mmap.mmap(f.fileno(), 0))
+    dataplane.prepare_target_memory(view)
+    assert bytes(view) == bytes(64 * PAGE)
+    assert os.stat(path).st_blocks * 512 >= 64 * PAGE  # the pages are backed now
+    dataplane.prepare_target_memory(memoryview(bytearray(3 * PAGE)))  # no madvise: fallback
