@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import re
-import select
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -36,7 +35,6 @@ from agent.xmlapi import model
 
 DEFAULT_PORT = 6482
 OUTPUT_WORDS = tuple(listing.OUTPUT_WORDS)
-_DOC_END = re.compile(rb"</LDM_(interface|event)>")
 
 
 # -- connection ------------------------------------------------------------------------------
@@ -87,13 +85,8 @@ def session_password(args: argparse.Namespace) -> str | None:
 
 def poll_document(conn: LdmConnection, timeout: float) -> tuple[bytes, bytes] | None:
     """The next document if one arrives within ``timeout`` seconds, else None."""
-    pending = getattr(conn.sock, "pending", lambda: 0)()
-    if not _DOC_END.search(conn.buffer) and not pending:
-        readable, _, _ = select.select([conn.sock], [], [], timeout)
-        if not readable:
-            return None
     try:
-        return conn.next_document()
+        return conn.poll(timeout)
     except LdmClientError as exc:
         raise ConnectionError(str(exc)) from None
 
@@ -224,7 +217,7 @@ def run_migrate(args: argparse.Namespace, words: list[str]) -> int:
             registered = parse_answer(conn.request(migrate.registration_request()))
             if not registered.ok:
                 return report(registered)
-            runner = migrate.Runner(margs, send=conn.sock.sendall,
+            runner = migrate.Runner(margs, send=conn.send,
                                     receive=lambda t: poll_document(conn, t),
                                     open_session=open_session, err=sys.stderr,
                                     terminal=sys.stderr.isatty())
@@ -299,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         return dispatch(args)
     except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else 2
+    except BrokenPipeError:
+        # The reader went away (`ldmx list | head`): stop quietly, as ls does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (LdmClientError, OSError) as exc:
         print(f"ldmx: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import select
 import socket
 import ssl
 from pathlib import Path
@@ -98,6 +99,19 @@ class LdmConnection:
             if name == b"LDM_interface":
                 return doc
             self.events.append(doc)
+
+    def send(self, document: bytes | str) -> None:
+        """Send one document without waiting for its answer (see :meth:`poll`)."""
+        self._send(document.encode("utf-8") if isinstance(document, str) else document)
+
+    def poll(self, timeout: float) -> tuple[bytes, bytes] | None:
+        """The next document if one arrives within ``timeout`` seconds, else None."""
+        pending = getattr(self.sock, "pending", lambda: 0)()
+        if not _DOC_RE.search(self.buffer) and not pending:
+            readable, _, _ = select.select([self.sock], [], [], timeout)
+            if not readable:
+                return None
+        return self.next_document()
 
     def next_document(self) -> tuple[bytes, bytes]:
         """Block until the next LDM document arrives; return (root name, bytes)."""
