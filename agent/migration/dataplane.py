@@ -61,6 +61,7 @@ class TransferOptions:
     precopy: precopy.PrecopyConfig = field(default_factory=precopy.PrecopyConfig)
     compression: str = COMPRESSION_NONE
     max_run_pages: int = 64  # pages per PAGES frame (spec §10.1)
+    max_gap_pages: int = 2  # clean pages resent to join two dirty runs into one frame
     ack_timeout_s: float = 60.0
 
 
@@ -162,8 +163,9 @@ class SourceEngine:
             started = self.clock()
             payload, raw, handled = self._send_runs(runs)
             self._pending = self.hv.get_and_clear_dirty(self.name)
-            runs = [(False, f, c) for f, c in pagescan.dirty_runs(self._pending, self.page_count)]
-            dirty = sum(c for _, _, c in runs)
+            dirty_runs = pagescan.dirty_runs(self._pending, self.page_count)
+            dirty = pagescan.run_pages(dirty_runs)
+            runs = self._to_send(dirty_runs)
             self._round_end(round_number, dirty)
             report = precopy.RoundReport(
                 round_number, started, self.clock(), payload, raw, handled, dirty
@@ -192,6 +194,10 @@ class SourceEngine:
                 self._throttle = decision.throttle
                 self.stats.update(throttle=decision.throttle)
             round_number += 1
+
+    def _to_send(self, dirty: list[tuple[int, int]]) -> list[tuple[bool, int, int]]:
+        merged = pagescan.coalesce(dirty, self.options.max_gap_pages)
+        return [(False, first, count) for first, count in merged]
 
     def _round0_runs(self) -> list[tuple[bool, int, int]]:
         """Every page, with the RAM file's holes marked when the hypervisor can tell them.
@@ -275,7 +281,7 @@ class SourceEngine:
         final = self.hv.get_and_clear_dirty(self.name)
         merged = int.from_bytes(final, "little") | int.from_bytes(self._pending, "little")
         bitmap = merged.to_bytes(max(len(final), len(self._pending)), "little")
-        self._send_runs([(False, f, c) for f, c in pagescan.dirty_runs(bitmap, self.page_count)])
+        self._send_runs(self._to_send(pagescan.dirty_runs(bitmap, self.page_count)))
         blob = self.hv.get_vcpu_state(self.name)
         self.channel.send(frames.VCPU, len(blob), 0, blob)
         self.stats.state(len(blob))

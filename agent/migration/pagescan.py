@@ -32,6 +32,24 @@ def _clip(runs: list[tuple[int, int]], page_count: int) -> list[tuple[int, int]]
     return runs
 
 
+def coalesce(runs: list[tuple[int, int]], max_gap: int) -> list[tuple[int, int]]:
+    """Merge runs separated by at most ``max_gap`` clean pages.
+
+    Resending a clean page is harmless (it carries the current content) and costs less
+    than a frame of its own: a scattered dirty set otherwise travels one page per frame.
+    """
+    if max_gap <= 0 or not runs:
+        return runs
+    merged = [runs[0]]
+    for first, count in runs[1:]:
+        last_first, last_count = merged[-1]
+        if first - (last_first + last_count) <= max_gap:
+            merged[-1] = (last_first, first + count - last_first)
+        else:
+            merged.append((first, count))
+    return merged
+
+
 def cover(extents: list[tuple[int, int]], page_count: int) -> list[tuple[bool, int, int]]:
     """Turn data extents into ``(is_hole, first, count)`` runs covering every page in order."""
     out: list[tuple[bool, int, int]] = []

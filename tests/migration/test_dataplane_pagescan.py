@@ -44,3 +44,10 @@ def test_cover_marks_holes_between_extents():
         (True, 0, 2), (False, 2, 3), (True, 5, 5), (False, 10, 1), (True, 11, 1)]
     assert pagescan.cover([], 5) == [(True, 0, 5)]
     assert pagescan.cover([(0, 99)], 5) == [(False, 0, 5)]
+
+
+def test_coalesce_joins_runs_across_small_gaps_only():
+    runs = [(0, 1), (2, 1), (5, 2), (20, 1)]
+    assert pagescan.coalesce(runs, 2) == [(0, 7), (20, 1)]
+    assert pagescan.coalesce(runs, 0) == runs
+    assert pagescan.coalesce([], 2) == []

@@ -425,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="beyond the spec: iterate while rounds halve the dirty set")
     parser.add_argument("--no-extents", action="store_true", help="read every page in round 0")
     parser.add_argument("--diabolical-action", default="force", choices=["force", "abort"])
-    parser.add_argument("--diabolical-timeout", type=float, default=60.0)
+    parser.add_argument("--diabolical-timeout", type=float, default=None,
+                        help="seconds; default: the spec's completion timeout")
     parser.add_argument("--twisted-baseline", action="store_true")
     parser.add_argument("--state-dir", help="parent of the two hypervisor state directories")
     parser.add_argument("--target-server", help=argparse.SUPPRESS)
