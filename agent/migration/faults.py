@@ -4,20 +4,22 @@ Set ``LDMX_MIGRATION_FAULTS`` in an agent's environment to a comma-separated lis
 ``point=action`` pairs. Actions: ``crash`` (the agent process exits at once, as a
 ``kill -9`` would leave it: the journal and the guests survive), ``cut`` (the control
 connection is dropped), ``drop`` (the reply being written is lost and the connection
-dropped), ``hold`` (at ``source-round-hold`` only: the data plane waits 3 s after a
-round, a window in which a test cancels in phase 3). Each pair fires once. The points, and the §9.5 rows they serve:
+dropped), ``hold`` (the agent waits 3 s there: at ``source-round-hold`` only the data
+plane waits, a window in which a test cancels in phase 3; at a target point the whole target
+agent waits, so the source sits past the point of no return). Each pair fires once. The points, and the §9.5 rows they serve:
 
 ==============================  ======================================================
 ``source-prepared``             F10 (source crash, phase 2), F08/F40 (cut, phase 2)
 ``source-round``                F14 (source crash, phase 3), F11 (cut, phase 3)
+``source-round-hold``           F17 (cancel in phase 3), F24 (requester lost, phase 3)
 ``source-before-commit-sent``   F21 (source crash before the PNR), F18 (cut, phase 4)
 ``source-after-commit-sent``    F30 (source crash after the PNR), F25 (cut after the PNR)
 ``target-prepared``             F09 (target crash, phase 2)
-``target-round``                F13 (target crash, phase 3)
 ``target-transfer-done``        F20 (target crash, phase 4)
-``target-commit-received``      F27 (target crash before ``committing``)
+``target-commit-received``      F27 (target crash before ``committing``); ``hold``: F35
 ``target-committing``           F28 (target crash before the vCPUs start)
-``target-committed``            F29 (target crash before the reply); ``drop``: F26, F41
+``target-committed``            F29 (target crash before the reply)
+``target-commit-reply``         ``drop``: F26, F41 (the committed reply is lost)
 ==============================  ======================================================
 """
 

@@ -281,9 +281,9 @@ class SourceRun:
         if ok and outcome != "dry-run":
             # After the final progress event and before the response (ldm-xml §4.6, C172).
             self.svc.domain_event("migrate-domain", self.domain)
-        for waiter in self._resolve_waiters:
+        waiters, self._resolve_waiters = self._resolve_waiters, []
+        for waiter in waiters:
             waiter.callback(outcome)
-        self._resolve_waiters = []
         self.svc.ended(self)
         if outcome in ("completed", "resolved-completed"):
             self.svc.journal.drop_token(self.record.id)
@@ -314,6 +314,8 @@ class SourceRun:
         action = self.svc.faults.hit(point)
         if action in (CUT, DROP) and self.conn is not None:
             self.conn.abort()
+        elif action == HOLD:
+            time.sleep(HOLD_S)  # blocks this agent on purpose: a window for another party
 
     # -- the ambiguous window (§9.3) ----------------------------------------------------------
     def resolve(self) -> None:
@@ -330,7 +332,7 @@ class SourceRun:
             f"The outcome is not known yet; it will be settled automatically when {self.host} "
             f"can be reached"])
 
-    def _attempt(self, index: int) -> None:
+    def _attempt(self, index: int, reschedule: bool = True) -> None:
         if source.state_name(self.machine) != "unresolved":
             self._resolving = False
             return
@@ -346,32 +348,49 @@ class SourceRun:
             return q
 
         def answered(document):
-            reply = control.decode_reply(document)
-            answer = reply.body.get("answer") if reply.ok else None
-            if answer in ("committed", "aborted"):
+            answer = settle(control.decode_reply(document))
+            if answer is not None and source.state_name(self.machine) == "unresolved":
                 self._resolving = False
                 self.machine.outcome(answer)
-                return
-            self._retry(index)
+            elif answer is None:
+                self._no_answer(index, reschedule)
 
         d.addCallback(ask)
-        d.addCallbacks(answered, lambda f: self._retry(index))
+        d.addCallbacks(answered, lambda f: self._no_answer(index, reschedule))
 
-    def _retry(self, index: int) -> None:
-        for waiter in self._resolve_waiters:
+    def _no_answer(self, index: int, reschedule: bool) -> None:
+        waiters, self._resolve_waiters = self._resolve_waiters, []
+        for waiter in waiters:  # a waiter may end the migration (cancel -f): swap first
             waiter.callback(None)
-        self._resolve_waiters = []
-        delay = (1, 2, 4, 8, 16, 30)[min(index, 5)] * self.svc.resolve_scale
-        self.svc.reactor.callLater(delay, self._attempt, index + 1)
+        if reschedule:
+            delay = (1, 2, 4, 8, 16, 30)[min(index, 5)] * self.svc.resolve_scale
+            self.svc.reactor.callLater(delay, self._attempt, index + 1)
 
     def resolution_attempt(self) -> defer.Deferred:
-        """Wait for the next resolution attempt's result: the outcome, or None (no answer)."""
+        """One immediate attempt (cancel in the window, §8.4): fires with the outcome, or None."""
         d: defer.Deferred = defer.Deferred()
         self._resolve_waiters.append(d)
-        if not self._resolving:
-            self._resolving = True
-            self._attempt(0)
+        self._attempt(0, reschedule=not self._resolving)
+        self._resolving = True
         return d
+
+
+def settle(reply: control.Reply) -> str | None:
+    """The §9.3 table: what a ``mig-outcome`` answer means for the source, or None (keep asking)."""
+    if not reply.ok:
+        return None
+    answer = reply.body.get("answer")
+    if answer in ("committed", "aborted"):
+        return answer
+    state = reply.body.get("domain-state")
+    if answer == "unknown" and state in ("active", "suspended"):
+        return "committed"  # a domain with the UUID runs on the target
+    if answer == "unknown" and state is None:
+        return "aborted"  # no such domain on the target
+    if answer == "unknown":
+        log.critical("outcome of migration unknown and the target holds the domain {state}; "
+                     "operator action needed", state=state)
+    return None
 
 
 def transfer_options(data: dict) -> TransferOptions:

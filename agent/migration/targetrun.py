@@ -9,13 +9,15 @@ which journals each decision before the reply is written.
 
 from __future__ import annotations
 
+import time
+
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from agent.hypervisor.base import GuestSpec
 from agent.ldm import LdmError
 from agent.migration import control, target
-from agent.migration.faults import DROP
+from agent.migration.faults import DROP, HOLD, HOLD_S
 from agent.migration.journal import Record
 from agent.migration.progress import Progress
 
@@ -135,7 +137,9 @@ class TargetRun:
         self.machine.peer_lost()
 
     def cut(self) -> None:
-        transport = getattr(self.session.sink, "transport", None) if self.session else None
+        # Fault injection only: reach the connection behind the session's event sink.
+        protocol = getattr(self.session.sink, "_protocol", None) if self.session else None
+        transport = getattr(protocol, "transport", None)
         if transport is not None:
             transport.abortConnection()
 
@@ -171,5 +175,8 @@ class TargetRun:
             self.svc.ended(self)
 
     def fault(self, point: str) -> None:
-        if self.svc.faults.hit(point) is not None:
+        action = self.svc.faults.hit(point)
+        if action == HOLD:
+            time.sleep(HOLD_S)  # the source waits for the reply meanwhile (a cancel window)
+        elif action is not None:
             self.cut()

@@ -174,3 +174,59 @@ def test_losing_the_requesting_session_before_the_pnr_cancels(tmp_path):
         assert wait_for(lambda: src.domains()["ldg1"]["flags"] == "-n----", timeout=20)
         assert wait_for(lambda: "ldg1" not in dst.domains(), timeout=10)
         assert guests(src).status("ldg1").state == "running"
+
+
+def test_lasting_partition_after_the_pnr_shows_e_and_needs_force(tmp_path):
+    """§11.6, F32, F33, M3 (ambiguous window), M94, M95: the target dies on receiving the commit
+    and stays down. The source shows suspended/-n---e; cancel without -f asks, gets no answer
+    and refuses with the two lines; -f restores the domain with the forced warning. When the
+    target comes back it aborts its prepared record: no split brain."""
+    crash = {"LDMX_MIGRATION_FAULTS": "target-commit-received=crash"}
+    with two_hosts(tmp_path, target_env=crash) as (src, dst):
+        make_guest(src, "ldg1", "active")
+        thread, box, conn = migrate_in_background(
+            src, docs.migrate("ldg1", dst.target, USER, PASSWORD))
+        assert wait_for(lambda: dst.agent.proc.poll() is not None, timeout=30)
+        assert wait_for(lambda: src.domains()["ldg1"]["flags"] == "-n---e", timeout=15)
+        assert src.domains()["ldg1"]["state"] == "suspended"
+        host = dst.listen[0]
+        refused = src.request(docs.cancel("ldg1"))
+        assert docs.lines(refused) == [
+            f"Target machine {host} cannot be reached, so the outcome of the migration of "
+            f"domain ldg1 is unknown",
+            f"Use cancel-operation -f only after checking that domain ldg1 is not running on "
+            f"{host}"]
+        assert src.domains()["ldg1"]["flags"] == "-n---e"
+        forced = src.request(docs.cancel("ldg1", force=True))
+        assert docs.lines(forced) == [
+            f"Warning: Domain ldg1 was restored without confirmation from target machine {host}"]
+        restored = src.domains()["ldg1"]
+        assert (restored["state"], restored["flags"]) == ("active", "-n----")
+        assert guests(src).status("ldg1").state == "running"
+        thread.join(40)
+        conn.close()
+        dst.agent.stop()
+        dst.start(env={"LDMX_MIGRATION_FAULTS": ""})
+        assert wait_for(lambda: "ldg1" not in dst.domains(), timeout=15)
+        assert guests(src).verify("ldg1") is None
+
+
+def test_recovery_after_a_short_outage_completes_by_itself(tmp_path):
+    """§11.6 first example, M101, F28: the target crashes after writing committing; at its
+    restart it finishes the resume; the source's resolver learns committed, removes its copy,
+    and the waiting migrate-domain succeeds with no operator action."""
+    crash = {"LDMX_MIGRATION_FAULTS": "target-committing=crash"}
+    with two_hosts(tmp_path, target_env=crash) as (src, dst):
+        make_guest(src, "ldg1", "active")
+        thread, box, conn = migrate_in_background(
+            src, docs.migrate("ldg1", dst.target, USER, PASSWORD))
+        assert wait_for(lambda: dst.agent.proc.poll() is not None, timeout=30)
+        dst.agent.stop()
+        dst.start(env={"LDMX_MIGRATION_FAULTS": ""})
+        thread.join(40)
+        conn.close()
+        assert docs.status(box["answer"]) == "success", docs.lines(box["answer"])
+        assert "ldg1" not in src.domains()
+        moved = dst.domains()["ldg1"]
+        assert (moved["state"], moved["flags"]) == ("active", "-n----")
+        assert guests(dst).verify("ldg1") is None
