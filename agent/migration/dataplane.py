@@ -74,6 +74,9 @@ class TransferResult:
     error: str | None
     statistics: MigrationStatistics
     paused_at: float | None  # clock reading at the suspend; the guest stays paused when ok
+    # Milliseconds spent in each step of the stop-and-copy (pause, sync, pages, state,
+    # ready), for tuning the downtime.
+    switch_ms: dict[str, float] = field(default_factory=dict)
 
 
 class _Compressor:
@@ -140,6 +143,8 @@ class SourceEngine:
         self._paused_at: float | None = None
         self._throttle = 0
         self._pending = b""  # the dirty bitmap of the latest sync, not yet sent
+        self._switch_ms: dict[str, float] = {}
+        self._last_mark = 0.0
         self._snapshot = memoryview(bytearray(self.options.max_run_pages * self.page_size))
 
     def statistics(self) -> MigrationStatistics:
@@ -153,7 +158,9 @@ class SourceEngine:
         except Exception as error:  # every failure gives the guest back, then reports
             return self._fail(error)
         self.stats.update(status="done", switchover=switchover)
-        return TransferResult(True, switchover, None, self.stats.snapshot(), self._paused_at)
+        return TransferResult(
+            True, switchover, None, self.stats.snapshot(), self._paused_at, self._switch_ms
+        )
 
     def _precopy(self) -> str:
         self.hv.get_and_clear_dirty(self.name)  # round 0 must see every write after it
@@ -271,9 +278,16 @@ class SourceEngine:
             raise frames.FrameError(f"expected {frames.KIND_NAMES[kind]}, got {frame.header.name}")
         return frame
 
+    def _mark(self, step: str) -> None:
+        now = self.clock()
+        self._switch_ms[step] = (now - self._last_mark) * 1000.0
+        self._last_mark = now
+
     def _stop_and_copy(self, switchover: str) -> None:
+        self._last_mark = self.clock()
         self.hv.pause(self.name)
         self._paused_at = self.clock()
+        self._mark("pause")
         if self._throttle:
             self.hv.throttle(self.name, 0)  # the throttle ends with the suspend (§10.6)
             self._throttle = 0
@@ -281,7 +295,10 @@ class SourceEngine:
         final = self.hv.get_and_clear_dirty(self.name)
         merged = int.from_bytes(final, "little") | int.from_bytes(self._pending, "little")
         bitmap = merged.to_bytes(max(len(final), len(self._pending)), "little")
-        self._send_runs(self._to_send(pagescan.dirty_runs(bitmap, self.page_count)))
+        runs = self._to_send(pagescan.dirty_runs(bitmap, self.page_count))
+        self._mark("sync")
+        self._send_runs(runs)
+        self._mark("pages")
         blob = self.hv.get_vcpu_state(self.name)
         self.channel.send(frames.VCPU, len(blob), 0, blob)
         self.stats.state(len(blob))
@@ -291,7 +308,9 @@ class SourceEngine:
         totals = {"transferred": snap.transferred, "switchover": switchover}
         self.channel.send(frames.EOS, self._frames_sent, self.page_count, json.dumps(totals).encode())
         self._frames_sent += 1
+        self._mark("state")
         self._expect(frames.READY)
+        self._mark("ready")
 
     def _fail(self, error: Exception) -> TransferResult:
         message = str(error) or type(error).__name__

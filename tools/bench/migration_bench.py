@@ -341,6 +341,8 @@ def migrate_once(hv, target: Target, name: str, spec: tuple, options: TransferOp
         "target_prepare_s": answer.get("target_prepare_s"),
         "downtime_ms": answer.get("downtime_ms"),
         "engine_pause_ms": engine_pause_ms,
+        "switch_ms": {k: round(v, 1) for k, v in result.switch_ms.items()},
+        "final_pages": stats.normal_pages,
         "bytes_sent": stats.transferred,
         "rounds": stats.round,
         "switchover": result.switchover,
