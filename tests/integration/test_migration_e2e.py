@@ -7,6 +7,7 @@ see on both sides: states, flags, identity, the guest's own integrity oracle, ev
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
 
@@ -75,6 +76,13 @@ def test_live_migration_with_rename_keeps_identity_and_memory(tmp_path):
             int(p["progress"].rstrip("%")) for p in progress)  # M84: never decreases
         assert events[-1][0] == "migrate-domain"
         assert b"password" not in answer and PASSWORD.encode() not in answer  # C171, M40
+        secret_b64 = base64.b64encode(PASSWORD.encode()).decode()
+        token = (src.state / "migration-tokens")
+        tokens = [p.read_text() for p in token.iterdir()] if token.is_dir() else []
+        for host in (src, dst):  # M40: no log holds the password, its base64, or a token
+            log = host.agent.log()
+            assert PASSWORD not in log and secret_b64 not in log
+            assert not any(t and t in log for t in tokens)
 
 
 @pytest.mark.parametrize("state", ["bound", "inactive"])
