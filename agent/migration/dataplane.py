@@ -258,7 +258,8 @@ class SourceEngine:
         frame = self.channel.poll_frame()
         if frame is not None:
             if frame.header.kind == frames.ERROR:
-                raise TransferAborted("target reported: " + frame.payload.decode("utf-8", "replace"))
+                reason = frame.payload.decode("utf-8", "replace")
+                raise TransferAborted("target reported: " + reason)
             raise frames.FrameError(f"unexpected {frame.header.name} frame from the target")
 
     def _round_end(self, round_number: int, dirty: int) -> None:
@@ -306,7 +307,8 @@ class SourceEngine:
         self.stats.update(switchover=switchover)
         snap = self.stats.snapshot()
         totals = {"transferred": snap.transferred, "switchover": switchover}
-        self.channel.send(frames.EOS, self._frames_sent, self.page_count, json.dumps(totals).encode())
+        totals_json = json.dumps(totals).encode()
+        self.channel.send(frames.EOS, self._frames_sent, self.page_count, totals_json)
         self._frames_sent += 1
         self._mark("state")
         self._expect(frames.READY)
@@ -418,7 +420,8 @@ class TargetEngine:
                 pass
             self.channel.close()
             self.stats.update(status="failed", error=message)
-            return ReceiveResult(False, message, self.stats.snapshot(), self._frames, self._round, None)
+            snapshot = self.stats.snapshot()
+            return ReceiveResult(False, message, snapshot, self._frames, self._round, None)
         self.stats.update(status="done", switchover=switchover)
         return ReceiveResult(
             True, None, self.stats.snapshot(), self._frames, self._round, self._vcpu, switchover
@@ -466,7 +469,8 @@ class TargetEngine:
             try:
                 data = self._decompressor.decompress(packed, max_output_size=view.nbytes)
             except Exception as error:
-                raise frames.FrameError(f"undecodable compressed pages at {first}: {error}") from None
+                reason = f"undecodable compressed pages at {first}: {error}"
+                raise frames.FrameError(reason) from None
             if len(data) != view.nbytes:
                 raise frames.FrameError(f"compressed pages at {first} have the wrong size")
             view[:] = data

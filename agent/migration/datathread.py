@@ -78,7 +78,9 @@ def start_source_transfer(
     def work() -> None:
         try:
             pages = hypervisor.map_ram(name).nbytes // hypervisor.page_size
-            chan = channel.connect(target.host, target.port, target.fingerprint, target.token, pages)
+            chan = channel.connect(
+                target.host, target.port, target.fingerprint, target.token, pages
+            )
             transfer.engine = SourceEngine(
                 hypervisor, name, chan, options, stop, clock, on_round=report_round
             )

@@ -17,8 +17,9 @@ carries a random 32-byte key, and every later frame, both ways, uses the first f
 bytes of the Poly1305 tag under that key (``Poly1305Checksum``): it runs about twice as
 fast as ``zlib.crc32`` here, and the checksum is the data plane's largest CPU cost after
 TLS itself. TLS already authenticates the bytes on the wire; the checksum guards the
-path from guest RAM to guest RAM (a torn read, a bug, a bad buffer). ``docs/migration-protocol.md`` gives the meaning of the
-arguments per kind. The encoder returns the header only, so a caller can write a payload
+path from guest RAM to guest RAM (a torn read, a bug, a bad buffer).
+
+``docs/migration-protocol.md`` gives the meaning of the arguments per kind. The encoder returns the header only, so a caller can write a payload
 that is a memoryview of guest RAM without copying it.
 """
 

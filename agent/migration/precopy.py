@@ -207,7 +207,8 @@ class Convergence:
         if self.throttle == 0:
             self.throttle = self.config.throttle_initial
         else:
-            self.throttle = min(self.config.throttle_max, self.throttle + self.config.throttle_increment)
+            raised = self.throttle + self.config.throttle_increment
+            self.throttle = min(self.config.throttle_max, raised)
 
 
 def _seconds(value: float) -> str:

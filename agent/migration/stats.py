@@ -8,6 +8,7 @@ mutually consistent (``data_total == data_processed + data_remaining``).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 
@@ -65,7 +66,7 @@ class StatsRecorder:
         state_bytes: int,
         budget_ms: float,
         compression: str,
-        clock,
+        clock: Callable[[], float],
     ) -> None:
         self._lock = threading.Lock()
         self._clock = clock
