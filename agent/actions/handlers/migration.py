@@ -63,7 +63,7 @@ def _command(cmd: Command, session) -> defer.Deferred:
 
 
 def _migrations(ctx):
-    return getattr(ctx.service, "migrations", None)
+    return getattr(getattr(ctx, "service", None), "migrations", None)
 
 
 def migrate_domain(ctx, cmd: Command, opts: Options):
