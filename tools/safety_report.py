@@ -145,12 +145,13 @@ remove-variable), restart on the same state, compare list-constraints with the j
 
 ## Known bugs found
 
-- **Stream error lost on a flood** (owner: `agent/xmpp/protocol.py`): one write of ≳ 256 KiB
-  that trips a limit (nesting 100,000 deep, or a 3 MiB text) makes the agent close the TLS
-  connection without the `policy-violation` stream error reaching the client (§1.14, C65,
-  C67). The same input sent in smaller writes gets the stream error. Pinned by
+- **Stream error lost on a flood** (owner: `agent/xmpp/protocol.py`): one large write that
+  trips a limit makes the agent end the TLS connection (clean EOF, or a reset) without the
+  `policy-violation` stream error reaching the client (§1.14, C65, C67): always for a 3 MiB
+  text, sometimes for a 700 KB nesting 100,000 deep. The same input sent in smaller writes gets
+  the stream error. Pinned (3 MiB case) by
   `tests/safety/test_fuzz_live.py::test_a_flood_cut_off_by_a_stream_error_still_receives_the_stream_error`
-  (xfail strict). These are the `aborted` outcomes above.
+  (xfail strict). These are the `aborted` outcomes above (inputs of 700 KB and more), and likely some of the `reset` ones.
 """
 
 
