@@ -94,7 +94,9 @@ class FrontDoorProtocol(Protocol):
             # instead (a flood cut off by a stream error) is dropped rather than read on.
             self._ignored += len(data)
             if self._ignored > _AFTER_CLOSE_LIMIT:
-                self.transport.abortConnection()
+                # Stop reading rather than abort: an abort now could discard the stream error
+                # still waiting in the write buffer. The close timer aborts later.
+                self.transport.pauseProducing()
             return
         self._run(self.session.data_received(data))
 

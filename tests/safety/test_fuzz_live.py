@@ -68,14 +68,13 @@ def flood(agent: AgentProcess, payload: bytes) -> bytes:
     return wire.buffer
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent/xmpp/protocol.py: a 3 MiB text in one write trips the 1 MiB document limit, but the "
-    "policy-violation stream error never reaches the client: the connection ends (clean EOF or "
-    "reset) without it (spec §1.14, C65, C67); likely cause: reading on after the close aborts "
-    "the connection before the error is flushed. A 700 KB, 100,000-deep nesting in one write "
-    "loses it only sometimes."))
-def test_a_flood_cut_off_by_a_stream_error_still_receives_the_stream_error(tmp_path):
-    payload = b'<LDM_interface version="1.3"><cmd><action>' + b"x" * (3 << 20)
+@pytest.mark.parametrize("payload", [
+    b'<LDM_interface version="1.3"><cmd><action>' + b"x" * (3 << 20),
+    b"<LDM_interface>" * 100_000,
+], ids=["3MiB-text", "100k-deep"])
+def test_a_flood_cut_off_by_a_stream_error_still_receives_the_stream_error(tmp_path, payload):
+    """C65/C67: a flood cut off by a limit still gets its policy-violation stream error
+    (regression: the agent used to abort while the error was still in its write buffer)."""
     with AgentProcess(tmp_path / "state") as agent:
         agent.add_user("admin", "management", "flood-pw")
         received = flood(agent, payload)
