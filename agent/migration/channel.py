@@ -110,7 +110,7 @@ class DataChannel:
         header = frames.encode_header(
             kind, self._send_seq, arg0, arg1, payload, flags, self.checksum
         )
-        self._send_seq += 1
+        self._send_seq = (self._send_seq + 1) & 0xFFFFFFFF
         size = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
         if size <= 16384:
             self.sock.sendall(header + bytes(payload))
@@ -125,7 +125,7 @@ class DataChannel:
         raw = bytes(self._header)
         header = frames.parse_header(raw)
         frames.check_sequence(header, self._recv_seq)
-        self._recv_seq += 1
+        self._recv_seq = (self._recv_seq + 1) & 0xFFFFFFFF
         return header, raw
 
     def read_into(self, view: memoryview) -> None:

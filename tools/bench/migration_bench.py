@@ -131,6 +131,7 @@ def target_server(state_dir: str, extents: bool) -> None:
 
 
 def receive_guest(hv: SimHypervisor, listener: channel.DataListener, job: dict) -> dict:
+    """Phase 2 (create, start paused, back the memory), then receive; answer twice."""
     name = job["name"]
     hv.create(GuestSpec(name, job["memory"], workload=job["workload"]))
     hv.start(name, paused=True)
@@ -138,6 +139,7 @@ def receive_guest(hv: SimHypervisor, listener: channel.DataListener, job: dict) 
         prepared = time.perf_counter()
         prepare_target_memory(hv.map_ram(name, writable=True))  # phase 2's zero-fill
         prepared = time.perf_counter() - prepared
+        print(json.dumps({"prepared_s": prepared}), flush=True)  # the source may connect now
         chan, login = listener.accept(channel.token_checker(bytes.fromhex(job["token"])), 60)
         wall, cpu = time.perf_counter(), time.process_time()
         result = TargetEngine(hv, name, chan, login).run()
@@ -146,7 +148,9 @@ def receive_guest(hv: SimHypervisor, listener: channel.DataListener, job: dict) 
         answer = {"ok": result.ok, "error": result.error, "rounds": result.rounds,
                   "target_wall_s": wall, "target_cpu_s": cpu, "target_prepare_s": prepared}
         if result.ok:
+            resume = time.perf_counter()
             hv.resume(name)
+            answer["resume_rpc_ms"] = (time.perf_counter() - resume) * 1000
             time.sleep(0.3)  # let the heartbeat tick on the target
             status = hv.status(name)
             problem = hv.verify(name)
@@ -315,6 +319,7 @@ def migrate_once(hv, target: Target, name: str, spec: tuple, options: TransferOp
         token = os.urandom(32)
         target.send({"op": "migrate", "name": name, "memory": memory, "workload": work,
                      "token": token.hex()})
+        target.answer()  # phase 2 done on the target: its memory is backed
         started = time.perf_counter()
         cpu_started = time.process_time()
         chan = channel.connect("127.0.0.1", target.port, target.fingerprint, token,
@@ -338,6 +343,7 @@ def migrate_once(hv, target: Target, name: str, spec: tuple, options: TransferOp
         "source_cpu_s": cpu_s,
         "target_cpu_s": answer.get("target_cpu_s"),
         "target_prepare_s": answer.get("target_prepare_s"),
+        "resume_rpc_ms": answer.get("resume_rpc_ms"),
         "downtime_ms": answer.get("downtime_ms"),
         "engine_pause_ms": engine_pause_ms,
         "switch_ms": {k: round(v, 1) for k, v in result.switch_ms.items()},
