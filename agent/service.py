@@ -63,6 +63,11 @@ class LdmSession:
     def server_name(self) -> str:
         return self.service.server_name
 
+    @property
+    def migrations(self):
+        """The migration coordinator (None until the migration room is wired in)."""
+        return self.service.migrations
+
     def emit(self, event: Event) -> None:
         self.service.bus.publish(event)
 

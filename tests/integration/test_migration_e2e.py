@@ -150,6 +150,12 @@ def test_cancel_in_phase_3_restores_the_source(tmp_path):
         assert src.domains()["ldg1"]["flags"] == "-n---s"
         assert (dst.domains()["ldg-web"]["state"], dst.domains()["ldg-web"]["flags"]) == (
             "bound", "-----t")
+        # C155, C157, M87: while the migration runs, list-domain carries its keys on both sides.
+        for listed, reporter in ((src.domains()["ldg1"], "system1"),
+                                 (dst.domains()["ldg-web"], "system2")):
+            assert listed["status"] == "ongoing" and listed["source"] == reporter
+            assert listed["progress"].endswith("%")
+        assert "status" not in dst.domains()["primary"]
         refused = dst.request(docs.cancel("ldg-web"))
         assert docs.lines(refused) == [
             "The migration of domain ldg-web can be cancelled only on the source machine"]

@@ -17,7 +17,7 @@ from agent.xmlapi import messages, resources
 from agent.xmlapi.model import (RESOURCE_ALLOCATION, Command, Data, Envelope, Item,
                                 ObjectResult, Section)
 
-Build = Callable[[object, str], Envelope]
+Build = Callable[[object, str], Envelope]  # (session context, domain name) -> Envelope
 
 
 def _per_domain(action: str, build: Build, everyone: Callable[[object], list[str]] | None = None):
@@ -31,13 +31,13 @@ def _per_domain(action: str, build: Build, everyone: Callable[[object], list[str
             names = _named_domains(data)
             if not names:
                 listed = everyone(manager) if everyone else manager.domain_names()
-                results.extend(ObjectResult(build(manager, n)) for n in listed)
+                results.extend(ObjectResult(build(ctx, n)) for n in listed)
                 continue
             problems = _problems(manager, action, data)
             if problems:
                 results.append(ObjectResult(data.envelope, ok=False, messages=problems))
                 continue
-            parts = [part for n in names for part in build(manager, n).parts]
+            parts = [part for n in names for part in build(ctx, n).parts]
             results.append(ObjectResult(Envelope(parts)))
         return results or [ObjectResult(None)]
 
@@ -64,28 +64,36 @@ def _problems(manager, action: str, data: Data) -> list[str]:
 
 # -- per-domain views ----------------------------------------------------------------------
 
-def _domain_summary(manager, name: str) -> Envelope:
-    summary = manager.summary(name)
-    item = resources.item_for_output("ldom_info", dict(summary.list_domain_props()),
-                                     resources.LIST_DOMAIN)
+def _migration_keys(ctx, name: str) -> list[tuple[str, str]]:
+    """The migration keys of ``name`` while migration information is attached to it on this
+    agent (C155, C157): ``progress``, ``status``, ``source`` and the further keys."""
+    migrations = getattr(ctx, "migrations", None)
+    return (migrations.listing(name) or []) if migrations is not None else []
+
+
+def _domain_summary(ctx, name: str) -> Envelope:
+    props = dict(ctx.manager.summary(name).list_domain_props())
+    props.update(_migration_keys(ctx, name))
+    item = resources.item_for_output("ldom_info", props, resources.LIST_DOMAIN)
     return resources.domain_envelope(name, [item])
 
 
-def _domain_bindings(manager, name: str) -> Envelope:
-    return resources.domain_envelope(name, views.binding_items(manager.bindings(name)))
-
-
-def _domain_constraints(manager, name: str) -> Envelope:
-    return resources.domain_envelope(name, views.constraint_items(manager.constraints(name)))
-
-
-def _domain_services(manager, name: str) -> Envelope:
-    items = views.service_items(manager.constraints(name))
+def _domain_bindings(ctx, name: str) -> Envelope:
+    items = views.binding_items(ctx.manager.bindings(name), _migration_keys(ctx, name))
     return resources.domain_envelope(name, items)
 
 
-def _domain_variables(manager, name: str) -> Envelope:
-    return _variables_envelope(name, manager.variables(name))
+def _domain_constraints(ctx, name: str) -> Envelope:
+    return resources.domain_envelope(name, views.constraint_items(ctx.manager.constraints(name)))
+
+
+def _domain_services(ctx, name: str) -> Envelope:
+    items = views.service_items(ctx.manager.constraints(name))
+    return resources.domain_envelope(name, items)
+
+
+def _domain_variables(ctx, name: str) -> Envelope:
+    return _variables_envelope(name, ctx.manager.variables(name))
 
 
 def _variables_envelope(name: str, pairs: list[tuple[str, str]]) -> Envelope:

@@ -48,11 +48,12 @@ def _policy_items(policies: list[tuple[str, dict[str, str]]], view: str) -> list
 
 # -- list-bindings (§6.20) -----------------------------------------------------------------
 
-def binding_items(b: DomainBindings) -> list[Item | None]:
-    """Every Item of one domain's list-bindings Content, with its ``bind:Binding`` children."""
+def binding_items(b: DomainBindings, extra: list[tuple[str, str]] = ()) -> list[Item | None]:
+    """Every Item of one domain's list-bindings Content, with its ``bind:Binding`` children;
+    ``extra`` are further ldom_info keys (the migration keys while a migration is attached)."""
     view = LIST_BINDINGS
     items: list[Item | None] = [
-        item_for_output("ldom_info", dict(b.summary.list_bindings_props()), view),
+        item_for_output("ldom_info", {**dict(b.summary.list_bindings_props()), **dict(extra)}, view),
         item_for_output("cpu", {"rasd:AllocationUnits": b.vcpus, "wcore": b.wcore}, view,
                         bindings=[{"vid": c.vid, "pid": c.pid, "cid": c.cid, "util": c.util}
                                   for c in b.cpus]),
