@@ -109,7 +109,7 @@ def _list_variable(ctx, cmd: Command, opts) -> list[ObjectResult]:
     results: list[ObjectResult] = []
     for data in cmd.data:
         if data.envelope is None or not data.envelope.contents:
-            results.extend(ObjectResult(_domain_variables(manager, n))
+            results.extend(ObjectResult(_domain_variables(ctx, n))
                            for n in manager.domain_names())
             continue
         problems = _problems(manager, "list-variable", data)
