@@ -24,6 +24,17 @@ TOML; every key is optional::
     [limits]
     max_document_bytes = 1048576
     negotiation_timeout = 60
+
+    [guests]
+    workload = "idle"                      # idle, web, db, stream or diabolical
+
+    [logging]
+    format = "text"                        # or "json" (one JSON object per line)
+    file = "-"                             # "-" is standard error
+    level = "info"                         # debug, info, warn, error or critical
+
+Every ``ldmx-agent`` option (except ``--config`` itself) has its key in the file:
+:data:`FLAG_KEYS` lists them.
 """
 
 from __future__ import annotations
@@ -34,8 +45,26 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from agent.hypervisor.base import WORKLOADS
+
 DEFAULT_LISTEN = ("127.0.0.1", 6482)
 DEFAULT_MIGRATION_LISTEN = ("127.0.0.1", 8101)
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+# Each ldmx-agent option: the load() override it feeds, and its [section] key in the file.
+FLAG_KEYS = {
+    "--state-dir": ("state_dir", "agent", "state_dir"),
+    "--host-name": ("host_name", "agent", "host_name"),
+    "--listen": ("listen", "agent", "listen"),
+    "--socket": ("socket_path", "agent", "socket"),
+    "--migration-listen": ("migration_listen", "agent", "migration_listen"),
+    "--platform": ("platform", "agent", "platform"),
+    "--guest-workload": ("guest_workload", "guests", "workload"),
+    "--log-format": ("log_format", "logging", "format"),
+    "--log-file": ("log_file", "logging", "file"),
+    "--log-level": ("log_level", "logging", "level"),
+}
 
 
 class ConfigError(ValueError):
@@ -58,6 +87,10 @@ class AgentConfig:
     local_users: dict[str, str] = field(default_factory=dict)
     max_document_bytes: int = 1 << 20
     negotiation_timeout: float = 60.0
+    guest_workload: str = "idle"
+    log_format: str = "text"
+    log_file: Path | None = None  # None: standard error
+    log_level: str = "info"
 
     @property
     def socket(self) -> Path:
@@ -152,4 +185,16 @@ def load(config_file: Path | None = None, **overrides) -> AgentConfig:
         cfg = replace(cfg, max_document_bytes=int(limits["max_document_bytes"]))
     if "negotiation_timeout" in limits:
         cfg = replace(cfg, negotiation_timeout=float(limits["negotiation_timeout"]))
-    return cfg
+    guests = data.get("guests", {})
+    logging = data.get("logging", {})
+    workload = pick("guest_workload", guests.get("workload")) or cfg.guest_workload
+    log_format = pick("log_format", logging.get("format")) or cfg.log_format
+    log_level = pick("log_level", logging.get("level")) or cfg.log_level
+    log_file = pick("log_file", logging.get("file")) or "-"
+    for key, value, allowed in (("guests.workload", workload, WORKLOADS),
+                                ("logging.format", log_format, LOG_FORMATS),
+                                ("logging.level", log_level, LOG_LEVELS)):
+        if value not in allowed:
+            raise ConfigError(f"{key}: expected one of {', '.join(allowed)}, got {value!r}")
+    return replace(cfg, guest_workload=workload, log_format=log_format, log_level=log_level,
+                   log_file=None if log_file == "-" else Path(log_file))

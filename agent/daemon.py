@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import sys
 
-from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+from twisted.application.service import Service
+from twisted.logger import ILogObserver, Logger, globalLogBeginner
 
 from agent.auth.authenticator import Authenticator
 from agent.auth.users import UsersFile
 from agent.config import AgentConfig, ConfigError, format_endpoint
+from agent.logging import observer_for
 from agent.service import LdmService
 
 log = Logger()
@@ -96,33 +98,75 @@ def open_manager(cfg: AgentConfig, hypervisor=None):
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot load platform {cfg.platform}: {e}") from None
     hv = hypervisor if hypervisor is not None else open_hypervisor(cfg)
-    return Manager(platform, SqliteStore(cfg.database), HypervisorGuests(hv), time.time,
+    return Manager(platform, SqliteStore(cfg.database),
+                   HypervisorGuests(hv, workload=cfg.guest_workload), time.time,
                    random.SystemRandom())
+
+
+def log_observer(cfg: AgentConfig) -> ILogObserver:
+    """The configured log observer: text or JSON lines, on stderr or appended to a file."""
+    stream = sys.stderr
+    if cfg.log_file is not None:
+        try:
+            stream = open(cfg.log_file, "a", encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot open log file {cfg.log_file}: {e.strerror}") from None
+    return observer_for(cfg.log_format, stream, cfg.log_level)
+
+
+def shutdown(cfg: AgentConfig, ports, factory):
+    """Stop accepting, then tell every session we are going away (system-shutdown); the
+    returned Deferred fires when every connection is gone."""
+    for port in ports:
+        port.stopListening()
+    try:
+        os.unlink(cfg.socket)
+    except OSError:
+        pass
+    return factory.shutdown()
 
 
 def run(cfg: AgentConfig) -> int:
     """Run the agent until SIGTERM/SIGINT; return the process exit status."""
     from twisted.internet import reactor
 
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     try:
+        globalLogBeginner.beginLoggingTo([log_observer(cfg)], redirectStandardIO=False)
         service, factory, ports, ready = build(cfg, reactor)
     except ConfigError as e:
         print(f"ldmx-agent: {e}", file=sys.stderr)
         return 2
 
-    def shutdown():
-        # Stop accepting, then tell every session we are going away (system-shutdown); the
-        # reactor waits for the returned Deferred, i.e. until every connection is gone.
-        for port in ports:
-            port.stopListening()
-        try:
-            os.unlink(cfg.socket)
-        except OSError:
-            pass
-        return factory.shutdown()
-
-    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: shutdown(cfg, ports, factory))
     reactor.callWhenRunning(lambda: print(ready, file=sys.stderr, flush=True))
     reactor.run()
     return 0
+
+
+class AgentService(Service):
+    """The agent as a Twisted service, for twistd (``twistd -n ldmx``): listens when the
+    service starts and shuts down like :func:`run` when it stops. A listener that cannot be
+    opened is logged as critical and stops the reactor."""
+
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.ports: list = []
+        self.factory = None
+
+    def startService(self) -> None:
+        from twisted.internet import reactor
+
+        super().startService()
+        try:
+            _, self.factory, self.ports, ready = build(self.cfg, reactor)
+        except ConfigError as e:
+            log.critical("ldmx-agent: {error}", error=str(e))
+            reactor.stop()
+            return
+        log.info("{ready}", ready=ready)
+
+    def stopService(self):
+        super().stopService()
+        if self.factory is None:
+            return None
+        return shutdown(self.cfg, self.ports, self.factory)

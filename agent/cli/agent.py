@@ -1,7 +1,8 @@
 """``ldmx-agent``: the daemon, and its user administration sub-commands.
 
     ldmx-agent [--state-dir DIR] [--host-name NAME] [--listen ADDR:PORT] [--socket PATH]
-               [--migration-listen ADDR:PORT] [--platform FILE] [--config FILE]
+               [--migration-listen ADDR:PORT] [--platform FILE] [--guest-workload NAME]
+               [--log-format text|json] [--log-file PATH] [--log-level LEVEL] [--config FILE]
     ldmx-agent [--state-dir DIR] user add NAME --role management|review --password-stdin
     ldmx-agent [--state-dir DIR] user remove NAME
     ldmx-agent [--state-dir DIR] user list
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from agent import config as configmod
 from agent.auth.users import ROLES, UserError, UsersFile
+from agent.hypervisor.base import WORKLOADS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--socket", help="Unix socket path (default <state-dir>/ldmx.sock)")
     p.add_argument("--migration-listen", help="migration data endpoint (default 127.0.0.1:8101)")
     p.add_argument("--platform", help="platform description (TOML; default: the embedded platform)")
-    p.add_argument("--config", help="configuration file (TOML)")
+    p.add_argument("--guest-workload", choices=WORKLOADS,
+                   help="workload of the simulated guests this agent starts (default idle)")
+    p.add_argument("--log-format", choices=configmod.LOG_FORMATS,
+                   help="text (default) or json: one JSON object per line")
+    p.add_argument("--log-file", help="append the log to this file (default -: standard error)")
+    p.add_argument("--log-level", choices=configmod.LOG_LEVELS, help="lowest level logged (default info)")
+    p.add_argument("--config", help="configuration file (TOML); every option above has a key in it")
     sub = p.add_subparsers(dest="command")
     user = sub.add_parser("user", help="manage the users allowed to log in with SASL PLAIN")
     usub = user.add_subparsers(dest="user_command", required=True)
@@ -46,10 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_config(args: argparse.Namespace) -> configmod.AgentConfig:
-    return configmod.load(
-        Path(args.config) if args.config else None,
-        state_dir=args.state_dir, host_name=args.host_name, listen=args.listen,
-        socket_path=args.socket, migration_listen=args.migration_listen, platform=args.platform)
+    overrides = {name: getattr(args, flag[2:].replace("-", "_"))
+                 for flag, (name, _, _) in configmod.FLAG_KEYS.items()}
+    return configmod.load(Path(args.config) if args.config else None, **overrides)
 
 
 def user_command(cfg: configmod.AgentConfig, args: argparse.Namespace) -> int:
