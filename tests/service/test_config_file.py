@@ -1,0 +1,83 @@
+"""The TOML config file: every ldmx-agent option has a key, the file and the flag agree, the
+command line wins, and the shipped sample loads."""
+
+from pathlib import Path
+
+import pytest
+
+from agent import config
+from agent.cli.agent import build_parser, load_config
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+# A value for each option that differs from its default, as (command-line text, file value).
+VALUES = {
+    "--state-dir": "/srv/ldmx-state",
+    "--host-name": "ctl9.example.com",
+    "--listen": "127.0.0.5:7000",
+    "--socket": "/run/ldmx/agent.sock",
+    "--migration-listen": "127.0.0.5:7001",
+    "--platform": "/etc/ldmx/platform.toml",
+    "--guest-workload": "web",
+    "--log-format": "json",
+    "--log-file": "/var/log/ldmx/agent.log",
+    "--log-level": "debug",
+}
+
+
+def agent_options() -> list[str]:
+    """Every long option of ldmx-agent except --help and --config."""
+    return [opt for action in build_parser()._actions for opt in action.option_strings
+            if opt.startswith("--") and opt not in ("--help", "--config")]
+
+
+def test_every_agent_option_has_a_config_file_key():
+    assert sorted(agent_options()) == sorted(config.FLAG_KEYS)
+
+
+@pytest.mark.parametrize("flag", sorted(config.FLAG_KEYS))
+def test_config_file_key_sets_the_same_value_as_its_option(tmp_path, flag):
+    field, section, key = config.FLAG_KEYS[flag]
+    value = VALUES[flag]
+    path = tmp_path / "ldmx.toml"
+    path.write_text(f'[{section}]\n{key} = "{value}"\n')
+    from_file = load_config(build_parser().parse_args(["--config", str(path)]))
+    from_flag = load_config(build_parser().parse_args([flag, value]))
+    default = load_config(build_parser().parse_args([]))
+    assert getattr(from_file, field) == getattr(from_flag, field)
+    assert getattr(from_file, field) != getattr(default, field)
+
+
+def test_command_line_wins_over_the_file(tmp_path):
+    path = tmp_path / "ldmx.toml"
+    path.write_text('[agent]\nlisten = "127.0.0.5:7000"\n[logging]\nformat = "json"\n')
+    cfg = load_config(build_parser().parse_args(
+        ["--config", str(path), "--listen", "127.0.0.6:7002", "--log-format", "text"]))
+    assert cfg.listen == ("127.0.0.6", 7002) and cfg.log_format == "text"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[guests]\nworkload = "bursty"\n', "guests.workload: expected one of idle"),
+    ('[logging]\nformat = "xml"\n', "logging.format: expected one of text, json"),
+    ('[logging]\nlevel = "loud"\n', "logging.level: expected one of debug"),
+])
+def test_bad_values_are_refused_with_the_key_named(tmp_path, text, message):
+    path = tmp_path / "ldmx.toml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(path)
+
+
+def test_log_file_dash_means_standard_error(tmp_path):
+    path = tmp_path / "ldmx.toml"
+    path.write_text('[logging]\nfile = "-"\n')
+    assert config.load(path).log_file is None
+
+
+def test_shipped_sample_config_loads_with_its_documented_values():
+    cfg = config.load(SAMPLES / "ldmx.toml")
+    assert cfg.state_dir == Path("/var/lib/ldmx")
+    assert cfg.listen == ("0.0.0.0", 6482) and cfg.migration_listen == ("0.0.0.0", 8101)
+    assert cfg.socket == Path("/var/lib/ldmx/ldmx.sock")
+    assert (cfg.guest_workload, cfg.log_format, cfg.log_file, cfg.log_level) == (
+        "idle", "text", None, "info")
