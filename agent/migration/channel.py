@@ -24,6 +24,10 @@ from agent.migration import frames
 
 HELLO_TIMEOUT_S = 10.0
 _SOCKET_BUFFER = 4 * 1024 * 1024
+# Frames with small payloads are gathered and written together: a scattered dirty set
+# otherwise costs one write, one TCP segment and one wake-up of the target per page.
+_SMALL_PAYLOAD = 16 * 1024
+_BATCH = 256 * 1024
 
 
 class ChannelError(Exception):
@@ -99,6 +103,7 @@ class DataChannel:
         self._header = bytearray(frames.HEADER_SIZE)
         self._header_view = memoryview(self._header)
         self.checksum = frames.CRC32  # until the HELLO has set the channel's key
+        self._out = bytearray()  # small frames waiting to be written
 
     @property
     def cipher(self) -> str:
@@ -106,21 +111,35 @@ class DataChannel:
         return f"{info[1]} {info[0]}" if info else "none"
 
     def send(self, kind: int, arg0: int = 0, arg1: int = 0, payload=b"", flags: int = 0) -> int:
-        """Write one frame; return its payload size. Large payloads go out without a copy."""
+        """Queue or write one frame; return its payload size.
+
+        Small frames wait in a batch (written by ``flush``, which every read does first);
+        a large payload is written straight from the caller's buffer, without a copy.
+        """
         header = frames.encode_header(
             kind, self._send_seq, arg0, arg1, payload, flags, self.checksum
         )
         self._send_seq = (self._send_seq + 1) & 0xFFFFFFFF
         size = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
-        if size <= 16384:
-            self.sock.sendall(header + bytes(payload))
+        self._out += header
+        if size <= _SMALL_PAYLOAD:
+            self._out += payload
+            if len(self._out) >= _BATCH:
+                self.flush()
         else:
-            self.sock.sendall(header)
+            self.flush()
             self.sock.sendall(payload)
         return size
 
+    def flush(self) -> None:
+        """Write the queued small frames."""
+        if self._out:
+            self.sock.sendall(self._out)
+            self._out.clear()
+
     def read_header(self, first_byte_read: bool = False) -> tuple[frames.Header, bytes]:
         """Read and parse the next header; return it with its raw bytes (for the checksum)."""
+        self.flush()  # the peer may be waiting for what we queued before it answers
         self.read_into(self._header_view[1:] if first_byte_read else self._header_view)
         raw = bytes(self._header)
         header = frames.parse_header(raw)
@@ -151,6 +170,7 @@ class DataChannel:
 
     def poll_frame(self) -> frames.Frame | None:
         """Return the next frame if one has started to arrive, else None, without blocking."""
+        self.flush()
         if not self.sock.pending() and not select.select([self.sock], [], [], 0)[0]:
             return None
         # Readable may mean TLS housekeeping only, so try one byte without blocking.
@@ -167,6 +187,7 @@ class DataChannel:
 
     def drain(self, seconds: float) -> None:
         """Read and discard until the peer closes or ``seconds`` have passed."""
+        self.flush()
         deadline = time.monotonic() + seconds
         scratch = bytearray(65536)
         while (left := deadline - time.monotonic()) > 0:
@@ -178,6 +199,10 @@ class DataChannel:
                 return
 
     def close(self) -> None:
+        try:
+            self.flush()
+        except (OSError, ValueError):
+            pass  # closing after a failure: what was queued cannot matter any more
         try:
             self.sock.close()
         except OSError:
@@ -220,6 +245,7 @@ def connect(
     channel = DataChannel(sock)
     key = os.urandom(frames.Poly1305Checksum.KEY_SIZE)
     channel.send(frames.HELLO, frames.PROTOCOL_VERSION, page_count, token + key)
+    channel.flush()  # the target reads nothing else before it
     channel.checksum = frames.Poly1305Checksum(key)
     return channel
 

@@ -524,6 +524,7 @@ class TargetEngine:
             self.hv.set_vcpu_state(self.name, self._vcpu)
         self._frames += 1
         self.channel.send(frames.READY, self._frames, self.page_count)
+        self.channel.flush()
         return totals.get("switchover", "")
 
     def _small_payload(self, header: frames.Header, raw: bytes, limit: int = 1 << 20) -> bytes:

@@ -49,6 +49,7 @@ def test_source_with_the_right_pin_and_token_gets_in(listener, certs):
     assert login.page_count == 77 and login.version == frames.PROTOCOL_VERSION
     assert chan.sock.version() in ("TLSv1.2", "TLSv1.3")
     chan.send(frames.ZERO, 5, 6)
+    chan.flush()  # small frames are batched until a flush (or a read)
     header, _ = accepted.read_header()
     assert (header.kind, header.arg0, header.arg1) == (frames.ZERO, 5, 6)
     chan.close()

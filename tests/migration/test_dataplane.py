@@ -202,6 +202,7 @@ class CorruptingChannel(channel.DataChannel):
                 self._send_seq += 1
                 bad = bytearray(payload)
                 bad[100] ^= 0x40
+                self.flush()
                 self.sock.sendall(header + bytes(bad))
                 return len(bad)
         return super().send(kind, arg0, arg1, payload, flags)
