@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=configmod.LOG_FORMATS,
                    help="text (default) or json: one JSON object per line")
     p.add_argument("--log-file", help="append the log to this file (default -: standard error)")
-    p.add_argument("--log-level", choices=configmod.LOG_LEVELS, help="lowest level logged (default info)")
+    p.add_argument("--log-level", choices=configmod.LOG_LEVELS,
+                   help="lowest level logged (default info)")
     p.add_argument("--config", help="configuration file (TOML); every option above has a key in it")
     sub = p.add_subparsers(dest="command")
     user = sub.add_parser("user", help="manage the users allowed to log in with SASL PLAIN")
