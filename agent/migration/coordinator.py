@@ -219,7 +219,9 @@ class Migrations:
         if isinstance(run, SourceRun):
             if self.outgoing.get(run.domain) is run:
                 del self.outgoing[run.domain]
-            self.finished[run.domain] = run.progress.listing()
+            # A dry run leaves no trace on either machine (M2): no final block to list.
+            if not run.data.get("dry_run"):
+                self.finished[run.domain] = run.progress.listing()
         else:
             if run.progress is not None:
                 self.finished[run.tdomain] = run.progress.listing()
