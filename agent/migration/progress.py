@@ -13,6 +13,7 @@ from typing import Callable
 
 from agent.xmlapi.model import (HARDWARE, RESOURCE_ALLOCATION, Content, Envelope, Event, Item,
                                 Section)
+from agent.xmlapi.resources import EVENT, LIST_DOMAIN, output_keys
 
 _MIN_GAP_S = 0.1
 
@@ -76,23 +77,36 @@ class Progress:
         envelope = Envelope([Content(self.domain, [Section(RESOURCE_ALLOCATION, [item])])])
         self.publish(Event(HARDWARE, "migration-process", envelope))
 
-    def properties(self, final: bool = False) -> list[tuple[str, str]]:
+    def properties(self, final: bool = False, view: str = EVENT) -> list[tuple[str, str]]:
+        """``progress``, ``status``, ``source``, our identity keys, then every statistic that
+        ``view`` carries (the resource table says which: events carry a few, list-domain all
+        of §10.10), in the table's order."""
         props = [("progress", f"{self.percent}%"), ("status", self.status),
                  ("source", self.server_name), ("migration-id", self.mid), ("role", self.role),
                  ("peer", self.peer), ("peer-ldom", self.peer_ldom), ("phase", str(self.phase))]
-        for key in ("round", "data-remaining", "expected-downtime"):
-            value = self.stats.get(key)
-            if value is not None:
-                props.append((key, str(int(value)) if isinstance(value, float) else str(value)))
         if final:
             props.append(("outcome", self.outcome or ""))
-            if self.stats.get("downtime") is not None:
-                props.append(("downtime", str(int(self.stats["downtime"]))))
-            if self.error:
-                props.append(("error", self.error))
+        have = {k for k, _ in props}
+        if final and self.error:
+            stats = {**self.stats, "error": self.error}
+        else:
+            stats = {k: v for k, v in self.stats.items() if k != "error"}
+        if not final:
+            stats.pop("downtime", None)  # measured at the switch-over; reported with the end
+        for key in output_keys("ldom_info", view):
+            if key in have:
+                continue
+            value = stats.get(key)
+            if value is not None and value != "":
+                props.append((key, _text(value)))
         return props
 
     def listing(self) -> list[tuple[str, str]]:
-        """The list-domain migration keys (§7.4): progress, status, source, then ours."""
-        props = self.properties(final=self.status != "ongoing")
-        return props
+        """The list-domain migration keys (§7.4): progress, status, source, then all ours."""
+        return self.properties(final=self.status != "ongoing", view=LIST_DOMAIN)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}" if value < 100 and value != int(value) else str(int(value))
+    return str(value)

@@ -230,16 +230,15 @@ class SourceRun:
         values = stats.as_dict()
         total = (values["memory-processed"] or 0) + (values["memory-remaining"] or 0)
         share = 0 if not total else 85 * values["memory-processed"] // total
-        self.progress.update(phase=3, percent=min(90, 5 + share),
-                             stats={k: values[k] for k in ("round", "data-remaining",
-                                                           "expected-downtime")})
+        self.progress.update(phase=3, percent=min(90, 5 + share), stats=_stats_only(values))
         action = self.svc.faults.hit("source-round")
         if action == CUT and self.conn is not None:
             self.conn.abort()
 
     def _transfer_ended(self, result) -> None:
         if result.ok:
-            self.progress.update(phase=4, percent=90)
+            self.progress.update(phase=4, percent=90,
+                                 stats=_stats_only(result.statistics.as_dict()))
             self.machine.transferred()
         else:
             error = result.error or ""
@@ -412,3 +411,7 @@ def _client_context() -> stdlib_ssl.SSLContext:
     context.verify_mode = stdlib_ssl.CERT_NONE  # the certificate is pinned by fingerprint
     return context
 
+
+def _stats_only(values: dict) -> dict:
+    """The data plane's statistics without its own role and status (the series has its own)."""
+    return {k: v for k, v in values.items() if k not in ("role", "status")}

@@ -108,7 +108,7 @@ class TargetRun:
             return control.refusal([f"Memory verification of domain {self.tdomain} failed on "
                                     f"target machine {self.svc.server_name}"])
         if self.progress is not None:
-            self.progress.update(phase=4, percent=95, stats=result.statistics.as_dict())
+            self.progress.update(phase=4, percent=95, stats={k: v for k, v in result.statistics.as_dict().items() if k not in ('role', 'status')})
         self.machine.transfer_verified()
         return control.answer(self.record.id, {"ready": True})
 
