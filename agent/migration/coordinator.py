@@ -239,10 +239,14 @@ class Migrations:
 
     # -- shared domain operations ---------------------------------------------------------
     def guest_shape(self, domain: str) -> dict:
+        """What the target needs to create the receiving guest: size, vCPUs and, for a guest
+        that exists, its workload and page size, so it runs the same profile after the move."""
         summary = self.manager.summary(domain)
         shape = {"vcpus": summary.ncpu, "memory": summary.memory}
         if domain in self.hv.list():
-            shape["memory"] = self.hv.map_ram(domain).nbytes
+            spec = self.hv.spec(domain)
+            shape.update(memory=self.hv.map_ram(domain).nbytes,
+                         workload=spec.workload, **{"page-size": spec.page_size})
         return shape
 
     def page_count(self, domain: str) -> int:

@@ -14,7 +14,7 @@ import time
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from agent.hypervisor.base import GuestSpec
+from agent.hypervisor.base import PAGE_SIZE, GuestSpec
 from agent.ldm import LdmError
 from agent.migration import control, target
 from agent.migration.faults import DROP, HOLD, HOLD_S
@@ -24,6 +24,46 @@ from agent.migration.progress import Progress
 log = Logger()
 
 TRANSFER_WAIT_S = 10.0
+DOWNTIME_WAIT_S = 0.2  # how long the commit waits for the resumed guest's first heartbeat
+
+
+def guest_spec(name: str, shape: dict) -> GuestSpec:
+    """The receiving guest's spec from the source's ``guest`` shape (``mig-prepare``): the same
+    size, vCPUs, workload and page size; an older source sends no workload or page size."""
+    return GuestSpec(name, int(shape["memory"]), int(shape["vcpus"]),
+                     workload=shape.get("workload", "idle"),
+                     page_size=int(shape.get("page-size", PAGE_SIZE)))
+
+
+def guest_downtime(hv, name: str, beats_before: int | None,
+                   wait_s: float = DOWNTIME_WAIT_S) -> float | None:
+    """The downtime the resumed guest saw (§10.8), in ms, rounded to 0.01 ms; None if unknown.
+
+    The heartbeat lives in guest memory and came over with it, so the first heartbeat after
+    the resume measures the gap since the source's last one: the suspend, the final copy,
+    the commit and the resume. We wait (briefly) for that first heartbeat to be recorded.
+    """
+    if beats_before is None:
+        return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            status = hv.status(name)
+        except Exception:  # a measurement must never fail the commit
+            return None
+        if status.heartbeats > beats_before:
+            return round(status.resume_pause_ms, 2)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.001)
+
+
+def _heartbeats(hv, name: str) -> int | None:
+    """The paused guest's heartbeat count before the resume, or None if it cannot be read."""
+    try:
+        return hv.status(name).heartbeats
+    except Exception:
+        return None
 
 
 class TargetRun:
@@ -42,6 +82,7 @@ class TargetRun:
         self.transfer: defer.Deferred = defer.Deferred()
         self.progress: Progress | None = None
         self.resume_error: str | None = None
+        self.downtime: float | None = None  # ms, measured by the guest at its resume
 
     # -- messages -------------------------------------------------------------------------
     def handle(self, message: str, body: dict):
@@ -82,7 +123,7 @@ class TargetRun:
         reply: dict = {}
         try:
             if self.core.live:
-                self.svc.hv.create(GuestSpec(self.tdomain, shape["memory"], shape["vcpus"]))
+                self.svc.hv.create(guest_spec(self.tdomain, shape))
                 self.svc.hv.start(self.tdomain, paused=True)
                 reply = {"data-port": self.svc.data_port.port,
                          "fingerprint": self.svc.fingerprint,
@@ -119,7 +160,9 @@ class TargetRun:
 
     def _commit(self):
         answer = self.machine.commit()
-        body = {"answer": answer}
+        body: dict = {"answer": answer}
+        if answer == target.COMMITTED and self.downtime is not None:
+            body["downtime"] = self.downtime  # the guest-observed switch-over gap (§10.8)
         if answer == target.ABORTED and self.resume_error:
             body["error"] = (f"Domain {self.tdomain} could not be resumed on target machine "
                              f"{self.svc.server_name}")
@@ -153,7 +196,11 @@ class TargetRun:
     def start_domain(self) -> None:
         try:
             if self.core.live:
+                beats = _heartbeats(self.svc.hv, self.tdomain)
                 self.svc.hv.resume(self.tdomain)
+                self.downtime = guest_downtime(self.svc.hv, self.tdomain, beats)
+                if self.progress is not None and self.downtime is not None:
+                    self.progress.stats["downtime"] = self.downtime
                 # Idempotent: a restart in ``committing`` may find the domain already marked.
                 if self.svc.manager.summary(self.tdomain).state == "bound":
                     self.svc.manager.mark_running(self.tdomain)

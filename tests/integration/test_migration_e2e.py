@@ -244,3 +244,38 @@ def test_recovery_after_a_short_outage_completes_by_itself(tmp_path):
         moved = dst.domains()["ldg1"]
         assert (moved["state"], moved["flags"]) == ("active", "-n----")
         assert guests(dst).verify("ldg1") is None
+
+
+def test_live_migration_keeps_the_workload_and_reports_the_downtime(tmp_path):
+    """M12 (the guest runs on as it ran), §7.4, §7.5, §10.8, §10.10, M114: a ``web`` guest
+    migrated to an agent whose own guests run ``idle`` keeps running ``web``; the commit
+    reply carries the guest-measured downtime, which the final progress event of both sides
+    and the target's list-domain final block report, equal to what the guest itself saw."""
+    time_ = __import__("time")
+    with two_hosts(tmp_path, source_args=("--guest-workload", "web")) as (src, dst):
+        make_guest(src, "ldg1", "active")
+        assert guests(src).spec("ldg1").workload == "web"
+        conn = src.connect()
+        conn.request(docs.reg_all_events())
+        answer = conn.request(docs.migrate("ldg1", dst.target, USER, PASSWORD))
+        conn.close()
+        assert docs.status(answer) == "success", docs.lines(answer)
+        hv = guests(dst)
+        assert hv.spec("ldg1").workload == "web"
+        before = hv.status("ldg1").pages_written
+        time_.sleep(0.5)
+        # web dirties ~2048 pages/s, idle ~32: the receiving guest really runs the web profile.
+        assert hv.status("ldg1").pages_written - before > 300
+        assert hv.verify("ldg1") is None
+        seen = hv.status("ldg1").resume_pause_ms
+        assert seen > 0
+        progress = [p for action, p in map(docs.event_props, conn.events)
+                    if action == "migration-process"]
+        final = progress[-1]
+        assert final["status"] == "done" and "downtime" in final
+        assert not any("downtime" in p for p in progress[:-1])  # reported with the end only
+        reported = float(final["downtime"])
+        assert abs(reported - seen) <= max(2.0, 0.02 * seen)  # M114
+        listed = dst.domains()["ldg1"]
+        assert listed["status"] == "done" and listed["role"] == "target"
+        assert abs(float(listed["downtime"]) - seen) <= max(2.0, 0.02 * seen)

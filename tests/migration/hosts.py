@@ -33,8 +33,10 @@ def platform_file(directory: Path, hostname: str, machine_id: str) -> Path:
 class Host:
     """One agent and an admin session to it."""
 
-    def __init__(self, base: Path, name: str, machine_id: str, env: dict | None = None) -> None:
+    def __init__(self, base: Path, name: str, machine_id: str, env: dict | None = None,
+                 args: tuple[str, ...] = ()) -> None:
         self.name = name
+        self.args = args  # more ldmx-agent options (--guest-workload, --config ...)
         base.mkdir(parents=True, exist_ok=True)
         self.platform = platform_file(base, name, machine_id)
         self.state = base / "state"
@@ -49,7 +51,7 @@ class Host:
         environment.update(env or {})
         listen = f"127.0.0.1:{self.listen[1]}" if self.listen[1] else "127.0.0.1:0"
         self.agent = AgentProcess(self.state, host_name=self.name, listen=listen,
-                                  extra_args=("--platform", str(self.platform)),
+                                  extra_args=("--platform", str(self.platform), *self.args),
                                   env=environment).start()
         self.listen = self.agent.listen
         return self
@@ -95,10 +97,11 @@ def make_guest(host: Host, name: str, state: str, memory: str = "64M", vcpus: in
 
 
 @contextlib.contextmanager
-def two_hosts(tmp: Path, source_env: dict | None = None, target_env: dict | None = None):
+def two_hosts(tmp: Path, source_env: dict | None = None, target_env: dict | None = None,
+              source_args: tuple[str, ...] = (), target_args: tuple[str, ...] = ()):
     """``system1`` (source) and ``system2`` (target), started and prepared."""
-    source = Host(tmp / "system1", "system1", "SIM-1000001", source_env)
-    target = Host(tmp / "system2", "system2", "SIM-2000002", target_env)
+    source = Host(tmp / "system1", "system1", "SIM-1000001", source_env, source_args)
+    target = Host(tmp / "system2", "system2", "SIM-2000002", target_env, target_args)
     try:
         for host in (source, target):
             host.start()

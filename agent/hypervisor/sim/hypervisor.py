@@ -304,6 +304,10 @@ class SimHypervisor:
             raise HypervisorError(f"no guest named {name!r}")
         return gdir
 
+    def spec(self, name: str) -> GuestSpec:
+        """The spec the guest was created with (its size, vCPUs, workload and page size)."""
+        return GuestSpec(**json.loads((self._existing(name) / layout.SPEC_FILE).read_text()))
+
     def _geometry(self, name: str) -> Geometry:
         spec = json.loads((self._existing(name) / layout.SPEC_FILE).read_text())
         return layout.geometry_for(spec["memory_bytes"], spec["page_size"])
