@@ -28,6 +28,13 @@ TOML; every key is optional::
     [guests]
     workload = "idle"                      # idle, web, db, stream or diabolical
 
+    [migration]                            # spec/migration.md Appendix B
+    incoming_migration_enabled = true      # accept incoming migrations (mig-hello)
+    outgoing_migration_enabled = true      # accept migrate-domain requests
+    migration_max_concurrent = 1           # migrations per machine, 1 to 4
+    migration_keepalive_interval = 5.0     # seconds between control-channel keepalives
+    migration_keepalive_count = 3          # silent intervals before the peer is lost
+
     [logging]
     format = "text"                        # or "json" (one JSON object per line)
     file = "-"                             # "-" is standard error
@@ -91,6 +98,11 @@ class AgentConfig:
     log_format: str = "text"
     log_file: Path | None = None  # None: standard error
     log_level: str = "info"
+    incoming_migration_enabled: bool = True
+    outgoing_migration_enabled: bool = True
+    migration_max_concurrent: int = 1
+    migration_keepalive_interval: float = 5.0
+    migration_keepalive_count: int = 3
 
     @property
     def socket(self) -> Path:
@@ -196,5 +208,31 @@ def load(config_file: Path | None = None, **overrides) -> AgentConfig:
                                 ("logging.level", log_level, LOG_LEVELS)):
         if value not in allowed:
             raise ConfigError(f"{key}: expected one of {', '.join(allowed)}, got {value!r}")
-    return replace(cfg, guest_workload=workload, log_format=log_format, log_level=log_level,
-                   log_file=None if log_file == "-" else Path(log_file))
+    cfg = replace(cfg, guest_workload=workload, log_format=log_format, log_level=log_level,
+                  log_file=None if log_file == "-" else Path(log_file))
+    return replace(cfg, **_migration(data.get("migration", {})))
+
+
+def _migration(section: dict) -> dict:
+    """The ``[migration]`` keys (migration.md Appendix B), checked; absent keys keep defaults."""
+    values: dict = {}
+    for key in ("incoming_migration_enabled", "outgoing_migration_enabled"):
+        if key in section:
+            if not isinstance(section[key], bool):
+                raise ConfigError(f"migration.{key}: expected true or false, got {section[key]!r}")
+            values[key] = section[key]
+    for key, low, high in (("migration_max_concurrent", 1, 4),
+                           ("migration_keepalive_count", 1, 100)):
+        if key in section:
+            value = section[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"migration.{key}: expected an integer from {low} to {high}, "
+                                  f"got {value!r}")
+            values[key] = value
+    if "migration_keepalive_interval" in section:
+        value = section["migration_keepalive_interval"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"migration.migration_keepalive_interval: expected a positive "
+                              f"number of seconds, got {value!r}")
+        values["migration_keepalive_interval"] = float(value)
+    return values

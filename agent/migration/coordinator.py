@@ -20,7 +20,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from agent.ldm import LdmError
-from agent.migration import control, phase1, source, target
+from agent.migration import control, messages, phase1, source, target
 from agent.migration.channel import fingerprint
 from agent.migration.faults import Faults
 from agent.migration.request import MigrationRequest
@@ -41,7 +41,9 @@ class Migrations:
     def __init__(self, *, reactor, manager, hypervisor, journal: Journal, server_name: str,
                  publish, cert_file: str | None = None, faults: Faults | None = None,
                  clock=time.monotonic, resolve_wait: float = 30.0, resolve_scale: float = 1.0,
-                 cancel_on_client_loss: bool = True) -> None:
+                 cancel_on_client_loss: bool = True, incoming_enabled: bool = True,
+                 outgoing_enabled: bool = True, max_concurrent: int = 1,
+                 keepalive: tuple[float, int] = (5.0, 3)) -> None:
         self.reactor = reactor
         self.manager = manager
         self.hv = hypervisor
@@ -53,6 +55,10 @@ class Migrations:
         self.resolve_wait = resolve_wait
         self.resolve_scale = resolve_scale
         self.cancel_on_client_loss = cancel_on_client_loss
+        self.incoming_enabled = incoming_enabled  # incoming_migration_enabled (§4.3)
+        self.outgoing_enabled = outgoing_enabled  # outgoing_migration_enabled (§2.3)
+        self.max_concurrent = max_concurrent  # migration_max_concurrent (§2.13)
+        self.keepalive = keepalive  # migration_keepalive_interval (s) and _count (§9.1)
         self.fingerprint = ""
         if cert_file:
             pem = open(cert_file, encoding="ascii").read()
@@ -88,6 +94,8 @@ class Migrations:
     # -- source side ----------------------------------------------------------------------
     def migrate(self, request: MigrationRequest, requester=None):
         """Start an outgoing migration (intake, §2.3); a Deferred firing with (ok, lines)."""
+        if not self.outgoing_enabled:
+            return defer.succeed((False, [messages.OUTGOING_DISABLED, _summary(request)]))
         try:
             summary = self.manager.summary(request.source)
         except LdmError as error:
@@ -95,9 +103,12 @@ class Migrations:
         if request.cert_mode:
             return defer.succeed((False, ["Certificate mode (-c) is not available in this "
                                           "version of ldmx", _summary(request)]))
-        if self.outgoing or self._open_incoming():
-            return defer.succeed((False, [f"The limit of 1 concurrent domain migrations on "
-                                          f"{self.server_name} has been reached",
+        if request.source in self.outgoing:
+            return defer.succeed((False, [messages.being_migrated(request.source),
+                                          _summary(request)]))
+        if self._at_limit():
+            return defer.succeed((False, [messages.concurrency_limit(self.max_concurrent,
+                                                                     self.server_name),
                                           _summary(request)]))
         record = self.journal.create(Record(str(uuid.uuid4()), SOURCE, "intake", {
             "domain": request.source, "tdomain": request.target_name,
@@ -166,9 +177,11 @@ class Migrations:
                                        str(body.get("agent-version", "")))
         if refusal:
             return control.refusal(refusal)
-        if self._open_incoming() or self.outgoing:
-            return control.refusal([f"The limit of 1 concurrent domain migrations on "
-                                    f"{self.server_name} has been reached"])
+        if not self.incoming_enabled:
+            return control.refusal([messages.incoming_disabled(self.server_name)])
+        if self._at_limit():
+            return control.refusal([messages.concurrency_limit(self.max_concurrent,
+                                                               self.server_name)])
         token = secrets.token_hex(32)
         record = self.journal.create(Record(mid, TARGET, "greeted", {
             "token": token_digest(token), "peer": (body.get("host") or {}).get("server-name", ""),
@@ -187,9 +200,15 @@ class Migrations:
                 return control.answer(mid, {"answer": "unknown", "domain-state": summary.state})
         return control.answer(mid, {"answer": "unknown", "domain-state": None})
 
-    def _open_incoming(self) -> bool:
-        return any(target.state_name(r.machine) in ("greeted", "prepared", "ready", "committing")
+    def _open_incoming(self) -> int:
+        """How many incoming migrations are still undecided or committing."""
+        return sum(target.state_name(r.machine) in ("greeted", "prepared", "ready", "committing")
                    for r in self.incoming.values())
+
+    def _at_limit(self) -> bool:
+        """True when this machine already takes part in ``migration_max_concurrent`` migrations
+        as source or target (§2.13)."""
+        return len(self.outgoing) + self._open_incoming() >= self.max_concurrent
 
     def check_token(self, user: str, token: str) -> bool:
         """For the authenticator: ``migration/<id>`` with that migration's resolution token."""

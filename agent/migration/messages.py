@@ -376,3 +376,15 @@ def mac_used(mac: str, what: str, other: str, host: str) -> str:
 def hostid_used(hostid: str, ldom: str, other: str, host: str) -> str:
     return (f"Host ID 0x{hostid} of domain {ldom} is already used by domain {other} on target "
             f"machine {host}")
+
+
+# Configuration and concurrency (§2.13, §4.3) ------------------------------------------------
+def concurrency_limit(limit: int, hostname: str) -> str:
+    return f"The limit of {limit} concurrent domain migrations on {hostname} has been reached"
+
+
+def incoming_disabled(host: str) -> str:
+    return f"Incoming domain migrations are disabled on {host}"
+
+
+OUTGOING_DISABLED = "Outgoing domain migrations are disabled on this machine"

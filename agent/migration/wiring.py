@@ -64,7 +64,12 @@ def install(cfg, reactor, service, hypervisor, cert_file, key_file) -> DataPortL
     migrations = Migrations(reactor=reactor, manager=service.manager, hypervisor=hypervisor,
                             journal=journal, server_name=cfg.host_name,
                             publish=service.bus.publish, cert_file=str(cert_file),
-                            faults=Faults.from_environment())
+                            faults=Faults.from_environment(),
+                            incoming_enabled=cfg.incoming_migration_enabled,
+                            outgoing_enabled=cfg.outgoing_migration_enabled,
+                            max_concurrent=cfg.migration_max_concurrent,
+                            keepalive=(cfg.migration_keepalive_interval,
+                                       cfg.migration_keepalive_count))
     host, port = cfg.migration_listen
     data_port = DataPort(str(cert_file), str(key_file), host, port, hypervisor,
                          migrations.guest_of, migrations.deliver).start()

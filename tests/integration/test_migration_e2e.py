@@ -279,3 +279,54 @@ def test_live_migration_keeps_the_workload_and_reports_the_downtime(tmp_path):
         listed = dst.domains()["ldg1"]
         assert listed["status"] == "done" and listed["role"] == "target"
         assert abs(float(listed["downtime"]) - seen) <= max(2.0, 0.02 * seen)
+
+
+def config_file(tmp_path, name: str, text: str) -> tuple[str, str]:
+    """``--config`` for an agent: a file holding ``text``."""
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return ("--config", str(path))
+
+
+def test_disabled_directions_refuse_with_their_messages(tmp_path):
+    """M43, §2.3, §4.3: system1 has both directions disabled. Its own migrate-domain is refused
+    at intake with the outgoing line; system2's migration to it is refused at mig-hello with
+    the incoming line; nothing changes on either machine."""
+    off = config_file(tmp_path, "off", "[migration]\nincoming_migration_enabled = false\n"
+                                       "outgoing_migration_enabled = false\n")
+    with two_hosts(tmp_path, source_args=off) as (one, two):
+        make_guest(one, "ldg1", "bound")
+        make_guest(two, "ldg2", "bound")
+        answer = one.request(docs.migrate("ldg1", two.target, USER, PASSWORD))
+        assert docs.lines(answer) == ["Outgoing domain migrations are disabled on this machine",
+                                      "Domain Migration of LDom ldg1 failed"]
+        answer = two.request(docs.migrate("ldg2", one.target, USER, PASSWORD))
+        assert docs.lines(answer) == ["Incoming domain migrations are disabled on system1",
+                                      "Domain Migration of LDom ldg2 failed"]
+        assert one.domains()["ldg1"]["flags"] == "------" and "ldg2" not in one.domains()
+        assert two.domains()["ldg2"]["flags"] == "------" and "ldg1" not in two.domains()
+
+
+def test_concurrency_limit_counts_both_roles(tmp_path):
+    """M20, §2.13: while system1 → system2 runs (held in phase 3), a second migration from
+    system1 and one from system2 (which takes part as target) are refused with the limit
+    message naming the configured limit and the machine."""
+    hold = {"LDMX_MIGRATION_FAULTS": "source-round-hold=hold"}
+    with two_hosts(tmp_path, source_env=hold) as (src, dst):
+        make_guest(src, "ldg1", "active")
+        make_guest(src, "ldg3", "bound")
+        make_guest(dst, "ldg2", "bound")
+        thread, box, conn = migrate_in_background(
+            src, docs.migrate("ldg1", dst.target, USER, PASSWORD))
+        assert wait_for(lambda: "ldg1" in dst.domains(), timeout=20)
+        answer = src.request(docs.migrate("ldg3", dst.target, USER, PASSWORD))
+        assert docs.lines(answer) == [
+            "The limit of 1 concurrent domain migrations on system1 has been reached",
+            "Domain Migration of LDom ldg3 failed"]
+        answer = dst.request(docs.migrate("ldg2", src.target, USER, PASSWORD))
+        assert docs.lines(answer) == [
+            "The limit of 1 concurrent domain migrations on system2 has been reached",
+            "Domain Migration of LDom ldg2 failed"]
+        thread.join(60)
+        conn.close()
+        assert docs.status(box["answer"]) == "success", docs.lines(box["answer"])

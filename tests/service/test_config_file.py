@@ -81,3 +81,42 @@ def test_shipped_sample_config_loads_with_its_documented_values():
     assert cfg.socket == Path("/var/lib/ldmx/ldmx.sock")
     assert (cfg.guest_workload, cfg.log_format, cfg.log_file, cfg.log_level) == (
         "idle", "text", None, "info")
+
+
+def test_migration_section_defaults_follow_appendix_b(tmp_path):
+    """migration.md Appendix B: both directions enabled, one migration at a time, keepalive
+    every 5 s and 3 silent intervals, when the file has no [migration] section."""
+    path = tmp_path / "ldmx.toml"
+    path.write_text("")
+    cfg = config.load(path)
+    assert (cfg.incoming_migration_enabled, cfg.outgoing_migration_enabled,
+            cfg.migration_max_concurrent) == (True, True, 1)
+    assert (cfg.migration_keepalive_interval, cfg.migration_keepalive_count) == (5.0, 3)
+
+
+def test_migration_section_sets_its_values(tmp_path):
+    path = tmp_path / "ldmx.toml"
+    path.write_text("[migration]\nincoming_migration_enabled = false\n"
+                    "outgoing_migration_enabled = false\nmigration_max_concurrent = 4\n"
+                    "migration_keepalive_interval = 0.5\nmigration_keepalive_count = 2\n")
+    cfg = config.load(path)
+    assert (cfg.incoming_migration_enabled, cfg.outgoing_migration_enabled,
+            cfg.migration_max_concurrent) == (False, False, 4)
+    assert (cfg.migration_keepalive_interval, cfg.migration_keepalive_count) == (0.5, 2)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("migration_max_concurrent = 5", "migration.migration_max_concurrent: expected an integer "
+                                     "from 1 to 4"),
+    ("migration_max_concurrent = 0", "migration.migration_max_concurrent"),
+    ('incoming_migration_enabled = "no"', "migration.incoming_migration_enabled: expected true"),
+    ("migration_keepalive_interval = 0", "migration.migration_keepalive_interval: expected a "
+                                         "positive"),
+    ("migration_keepalive_count = 0", "migration.migration_keepalive_count"),
+])
+def test_bad_migration_values_are_refused_with_the_key_named(tmp_path, text, message):
+    """Appendix B ranges: 1 to 4 concurrent migrations; booleans are TOML booleans."""
+    path = tmp_path / "ldmx.toml"
+    path.write_text(f"[migration]\n{text}\n")
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(path)
