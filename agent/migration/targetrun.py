@@ -83,6 +83,7 @@ class TargetRun:
         self.progress: Progress | None = None
         self.resume_error: str | None = None
         self.downtime: float | None = None  # ms, measured by the guest at its resume
+        self._ticker = None  # the once-a-second progress LoopingCall while the run is open
 
     # -- messages -------------------------------------------------------------------------
     def handle(self, message: str, body: dict):
@@ -216,8 +217,13 @@ class TargetRun:
         if status == "ongoing":
             if not self.progress.started:
                 self.progress.start()
+                # At least one event a second while the migration runs (ldm-xml §4.6, C130).
+                self._ticker = self.svc.every_second(self.progress.tick)
             self.progress.update(phase=phase, percent=percent)
         else:
+            if self._ticker is not None:
+                self._ticker.stop()
+                self._ticker = None
             self.progress.final(status == "done", "completed" if status == "done" else "aborted")
             self.svc.ended(self)
 

@@ -330,3 +330,28 @@ def test_concurrency_limit_counts_both_roles(tmp_path):
         thread.join(60)
         conn.close()
         assert docs.status(box["answer"]) == "success", docs.lines(box["answer"])
+
+
+def test_target_reports_progress_at_least_once_a_second(tmp_path):
+    """ldm-xml §4.6, C130, M84: while the source holds in phase 3 (no phase change on the
+    target for seconds), the target still publishes migration-process events each second."""
+    import time
+    hold = {"LDMX_MIGRATION_FAULTS": "source-round-hold=hold"}
+    with two_hosts(tmp_path, source_env=hold) as (src, dst):
+        make_guest(src, "ldg1", "active")
+        watcher = dst.connect()
+        watcher.request(docs.reg_all_events())
+        thread, box, conn = migrate_in_background(
+            src, docs.migrate("ldg1", dst.target, USER, PASSWORD))
+        assert wait_for(lambda: "ldg1" in dst.domains(), timeout=20)
+        time.sleep(2.6)
+        watcher.request(docs.list_domain())  # collects the events published meanwhile
+        progress = [p for action, p in map(docs.event_props, watcher.events)
+                    if action == "migration-process" and p.get("role") == "target"]
+        assert all(p["status"] == "ongoing" for p in progress)
+        # Phase-change events alone are two (0% and phase 2); the ticker adds one a second.
+        assert len(progress) >= 4, progress
+        watcher.close()
+        thread.join(60)
+        conn.close()
+        assert docs.status(box["answer"]) == "success", docs.lines(box["answer"])
