@@ -6,10 +6,10 @@ the ready line, and shuts everything down cleanly on SIGTERM/SIGINT.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from twisted.application.service import Service
+from twisted.internet import defer
 from twisted.logger import ILogObserver, Logger, globalLogBeginner
 
 from agent.auth.authenticator import Authenticator
@@ -117,13 +117,9 @@ def log_observer(cfg: AgentConfig) -> ILogObserver:
 def shutdown(cfg: AgentConfig, ports, factory):
     """Stop accepting, then tell every session we are going away (system-shutdown); the
     returned Deferred fires when every connection is gone."""
-    for port in ports:
-        port.stopListening()
-    try:
-        os.unlink(cfg.socket)
-    except OSError:
-        pass
-    return factory.shutdown()
+    # Twisted's Unix port removes its socket file itself once it has stopped listening.
+    stopped = [defer.maybeDeferred(port.stopListening) for port in ports]
+    return defer.gatherResults(stopped + [factory.shutdown()], consumeErrors=True)
 
 
 def run(cfg: AgentConfig) -> int:

@@ -74,6 +74,7 @@ def test_agent_exits_cleanly_on_signal_and_restarts_on_the_same_state(tmp_path, 
     finally:
         assert agent.stop(sig) == 0, agent.log()
     assert not (tmp_path / "ldmx.sock").exists()
+    assert "Traceback" not in agent.log() and "Unhandled" not in agent.log(), agent.log()
 
 
 def test_unwritable_state_dir_is_a_clear_error(tmp_path):

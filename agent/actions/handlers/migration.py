@@ -92,6 +92,8 @@ def cancel_operation(ctx, cmd: Command, opts: Options):
         return [ObjectResult(envelope, ok=False,
                              messages=["cancel-operation needs the domain in one Content"])]
     domain = contents[0].name
+    if domain not in ctx.manager.domains:
+        return [ObjectResult(envelope, ok=False, messages=[messages.unknown_domain(domain)])]
     migrations = _migrations(ctx)
     if migrations is None:
         return [ObjectResult(envelope, ok=False,
