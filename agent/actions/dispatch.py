@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from agent.actions.table import ACTIONS, MIGRATE_OPERANDS, OPTIONAL, REQUIRED, Action
+from agent.actions.table import ACTIONS, MIGRATE_OPERANDS, REQUIRED, Action
 from agent.auth.identity import Identity
 from agent.xmlapi import messages
 from agent.xmlapi.model import (Command, CommandResult, DocumentFailure, Event, ObjectResult,

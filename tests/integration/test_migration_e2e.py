@@ -13,7 +13,6 @@ import threading
 
 import pytest
 
-from agent.cli.connection import LdmConnection
 from agent.hypervisor.sim.hypervisor import SimHypervisor
 from agent.testing import wait_for
 from tests.migration import docs

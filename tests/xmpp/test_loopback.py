@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tests.xmpp.fakes import BIND_EVENT, RESPONSE, domain_event
+from tests.xmpp.fakes import BIND_EVENT, RESPONSE
 from tests.xmpp.rawclient import (DOMAIN_EVENTS, MINIMAL_HEADER, REGISTRATION, STARTTLS, STATS,
                                   MinimalClient, RawClient, client_context, pause)
 
