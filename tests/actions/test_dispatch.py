@@ -31,8 +31,9 @@ def run(c, authz=WRITE, handlers=None):
 
 
 def test_unknown_action_and_cli_aliases_fail_at_command_level():
-    """C134/§5.1: CLI short forms such as `list` or `add-vds` are unknown actions."""
-    for name in ("list", "add-vds", "create", "LIST-DOMAIN"):
+    """C82, C134/§5.1: CLI short forms such as `list` or `add-vds`, and other spellings, are
+    unknown actions."""
+    for name in ("list", "add-vds", "create", "add-crypto", "Add-Domain", "LIST-DOMAIN"):
         result = run(cmd(name))
         assert result.error == messages.unknown_action(name)
         assert not result.objects
@@ -101,7 +102,7 @@ def test_flag_arguments_are_taken_when_the_flag_has_one():
 
 
 def test_arguments_only_for_migrate_domain_and_only_known_operands_once():
-    """C169/C170 (command level): unknown or repeated operands, and arguments elsewhere."""
+    """C85, C169/C170 (command level): unknown or repeated operands, and arguments elsewhere."""
     h = {"migrate-domain": lambda *a: [], "list-domain": lambda *a: []}
     assert run(cmd("migrate-domain", arguments="max-downtime=200 compression=none"), handlers=h).ok
     assert "bogus=1" in run(cmd("migrate-domain", arguments="bogus=1"), handlers=h).error

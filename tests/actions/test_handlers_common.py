@@ -147,7 +147,7 @@ def test_wrong_resource_type_for_the_action_is_named():
 
 
 def test_every_item_is_checked_before_any_is_applied():
-    """§3.7: one bad Item among several leaves the data unapplied, and every problem is
+    """C103: §3.7: one bad Item among several leaves the data unapplied, and every problem is
     reported (a bad value and an unknown key)."""
     ctx = Ctx()
     new_domain(ctx)

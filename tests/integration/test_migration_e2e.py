@@ -354,3 +354,28 @@ def test_target_reports_progress_at_least_once_a_second(tmp_path):
         thread.join(60)
         conn.close()
         assert docs.status(box["answer"]) == "success", docs.lines(box["answer"])
+
+
+def test_a_failed_migration_ends_its_series_with_failed_and_no_domain_event(tmp_path):
+    """C173: a real migration that fails (cancelled in phase 3) ends the requesting session's
+    progress series with `failed`, emits no migrate-domain event, and its answer ends with
+    the failed line."""
+    hold = {"LDMX_MIGRATION_FAULTS": "source-round-hold=hold"}
+    with two_hosts(tmp_path, source_env=hold) as (src, dst):
+        make_guest(src, "ldg1", "active")
+        conn = src.connect()
+        conn.request(docs.reg_all_events())
+        box: dict = {}
+        thread = threading.Thread(target=lambda: box.update(answer=conn.request(
+            docs.migrate("ldg1", dst.target, USER, PASSWORD, "ldg-web"))), daemon=True)
+        thread.start()
+        assert wait_for(lambda: "ldg-web" in dst.domains(), timeout=20)
+        assert docs.status(src.request(docs.cancel("ldg1"))) == "success"
+        thread.join(30)
+        conn.close()
+        assert docs.lines(box["answer"])[-1] == "Domain Migration of LDom ldg1 failed"
+        events = [docs.event_props(e) for e in conn.events]
+        progress = [p for action, p in events if action == "migration-process"]
+        assert progress and progress[-1]["status"] == "failed"
+        assert progress[0]["status"] == "ongoing"
+        assert "migrate-domain" not in [action for action, _ in events]

@@ -439,7 +439,8 @@ def test_declaration_comments_and_whitespace_between_documents():
     (b"<a>" * 33, "policy-violation"),
 ])
 def test_stream_level_faults(data, condition):
-    """C63, C64, C65, §3.8: DOCTYPE/entity/PI, undefined entity, broken tags, bad UTF-8, depth."""
+    """C63, C64, C65, C117, §3.8: DOCTYPE/entity/PI, undefined entity, broken tags, bad UTF-8,
+    depth: the exact stream error, and nothing of the broken element is dispatched."""
     session = new_session(local=ROOT)
     to_tls(session)
     actions = session.data_received(data)
