@@ -505,7 +505,11 @@ class TargetEngine:
                 f"round {header.arg0}: source sent {header.arg1} frames, target got {self._frames}"
             )
         source = json.loads(payload)
-        self.stats.round_end(self._round, 0, expected_downtime_ms=source.get("expected-downtime"))
+        # The target's own view of the throughput: payload received per second so far.
+        seen = self.stats.snapshot()
+        rate = seen.transferred / (seen.time_elapsed_ms / 1000.0) if seen.time_elapsed_ms > 0 else 0.0
+        self.stats.round_end(self._round, 0, expected_downtime_ms=source.get("expected-downtime"),
+                             throughput=rate)
         self.channel.send(frames.ACK, self._round, self.stats.snapshot().transferred)
         self._round += 1
 
