@@ -58,8 +58,8 @@ class Migrations:
         self.incoming_enabled = incoming_enabled  # incoming_migration_enabled (§4.3)
         self.outgoing_enabled = outgoing_enabled  # outgoing_migration_enabled (§2.3)
         self.max_concurrent = max_concurrent  # migration_max_concurrent (§2.13)
-        # migration_keepalive_interval (s) and _count (§9.1): read from the config but not yet
-        # used; no keepalives are sent, so a silent partition is found only by reply deadlines.
+        # migration_keepalive_interval (s) and _count (§9.1): both sides send keepalives on
+        # the control channel and count interval × count of silence as a lost peer.
         self.keepalive = keepalive
         self.fingerprint = ""
         if cert_file:

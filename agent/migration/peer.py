@@ -19,6 +19,8 @@ from twisted.internet import defer, protocol, ssl
 from twisted.internet.error import ConnectError, DNSLookupError
 from twisted.logger import Logger
 
+from agent.migration.keepalive import Keepalive, watch
+
 log = Logger()
 
 _HEADER = (b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
@@ -49,8 +51,14 @@ def lost(host: str) -> str:
 class ControlProtocol(protocol.Protocol):
     """One authenticated session with the target agent."""
 
-    def __init__(self, host: str, user: str, password: str) -> None:
+    def __init__(self, host: str, user: str, password: str, reactor=None,
+                 keepalive: tuple[float, int] | None = None) -> None:
         self.host = host
+        self.reactor = reactor
+        # (migration_keepalive_interval, migration_keepalive_count), §9.1; None: no keepalives.
+        self._keepalive_config = keepalive
+        self.keepalive: Keepalive | None = None
+        self._keepalive_loop = None
         self._credentials: tuple[str, str] | None = (user, password)
         self._buffer = b""
         self._step = "features"
@@ -64,6 +72,8 @@ class ControlProtocol(protocol.Protocol):
         self.transport.write(_HEADER)
 
     def dataReceived(self, data: bytes) -> None:
+        if self.keepalive is not None:
+            self.keepalive.received(self.reactor.seconds())
         self._buffer += data
         if _STREAM_ERROR.search(self._buffer):
             self._fail(PeerError(auth_failed(self.host) if self._step == "auth"
@@ -123,11 +133,33 @@ class ControlProtocol(protocol.Protocol):
         if not self._take_through(_FEATURES_END):
             return False
         self._step = "documents"
+        self._start_keepalive()
         self.ready.callback(self)
         return True
 
+    # -- keepalives (§9.1) ----------------------------------------------------------------
+    def _start_keepalive(self) -> None:
+        if self._keepalive_config is None or self.reactor is None:
+            return
+        interval, count = self._keepalive_config
+        self.keepalive = Keepalive(interval, count, self.reactor.seconds())
+        self._keepalive_loop = watch(self.reactor, self.keepalive, self.transport.write,
+                                     self._silent)
+
+    def _silent(self) -> None:
+        """Nothing from the target for interval × count: the peer is lost (§9.1)."""
+        log.warn("no traffic from {host} for {s} s: control channel declared lost",
+                 host=self.host, s=self.keepalive.silence_limit)
+        self.transport.abortConnection()
+
+    def _stop_keepalive(self) -> None:
+        loop, self._keepalive_loop = self._keepalive_loop, None
+        if loop is not None and loop.running:
+            loop.stop()
+
     # -- documents ------------------------------------------------------------------------
     def _on_documents(self) -> bool:
+        self._buffer = self._buffer.lstrip()  # keepalives between documents (§9.1)
         match = _DOCUMENT.search(self._buffer)
         if match is None:
             return False
@@ -145,6 +177,8 @@ class ControlProtocol(protocol.Protocol):
         d: defer.Deferred = defer.Deferred()
         self._pending.append(d)
         self.transport.write(document)
+        if self.keepalive is not None:
+            self.keepalive.sent(self.reactor.seconds())  # a request is traffic too
         return d
 
     def close(self) -> None:
@@ -164,6 +198,7 @@ class ControlProtocol(protocol.Protocol):
 
     def connectionLost(self, reason) -> None:
         self._is_closed = True
+        self._stop_keepalive()
         error = PeerError(lost(self.host))
         if not self.ready.called:
             self.ready.errback(PeerError(connect_failed(self.host)) if self._step == "features"
@@ -174,12 +209,15 @@ class ControlProtocol(protocol.Protocol):
 
 
 class _Factory(protocol.ClientFactory):
-    def __init__(self, host: str, user: str, password: str) -> None:
+    def __init__(self, host: str, user: str, password: str, reactor=None,
+                 keepalive: tuple[float, int] | None = None) -> None:
         self.host, self.user, self.password = host, user, password
+        self.reactor, self.keepalive = reactor, keepalive
         self.ready: defer.Deferred = defer.Deferred()
 
     def buildProtocol(self, addr) -> ControlProtocol:
-        proto = ControlProtocol(self.host, self.user, self.password)
+        proto = ControlProtocol(self.host, self.user, self.password, self.reactor,
+                                self.keepalive)
         self.password = ""
         proto.factory = self
         proto.ready.chainDeferred(self.ready)
@@ -197,9 +235,14 @@ class _Factory(protocol.ClientFactory):
 
 
 def open_control(reactor, host: str, port: int, user: str, password: str,
-                 timeout: float = 30.0) -> defer.Deferred:
-    """Connect, STARTTLS, authenticate; fire with a ready :class:`ControlProtocol`."""
-    factory = _Factory(host, user, password)
+                 timeout: float = 30.0,
+                 keepalive: tuple[float, int] | None = None) -> defer.Deferred:
+    """Connect, STARTTLS, authenticate; fire with a ready :class:`ControlProtocol`.
+
+    With ``keepalive`` = (interval, count) the channel sends a keepalive after each silent
+    interval and drops itself after interval × count without traffic from the target (§9.1).
+    """
+    factory = _Factory(host, user, password, reactor, keepalive)
     reactor.connectTCP(host, port, factory, timeout=timeout)
     d = factory.ready
     d.addTimeout(timeout, reactor, onTimeoutCancel=lambda *a: PeerError(connect_failed(host)))

@@ -72,7 +72,7 @@ class SourceRun:
     def start(self) -> defer.Deferred:
         self.machine = source.SourceMachine(self.core)
         d = open_control(self.svc.reactor, self.host, self.data["port"], self.data["user"],
-                         self._password)
+                         self._password, keepalive=self.svc.keepalive)
         self._password = ""  # the channel has it now; resolution never needs it (§4.2)
         d.addCallbacks(self._connected, self._connect_failed)
         return self.result

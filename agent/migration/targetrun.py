@@ -19,6 +19,7 @@ from agent.ldm import LdmError
 from agent.migration import control, target
 from agent.migration.faults import DROP, HOLD, HOLD_S
 from agent.migration.journal import Record
+from agent.migration.keepalive import Keepalive, watch
 from agent.migration.progress import Progress
 
 log = Logger()
@@ -84,6 +85,9 @@ class TargetRun:
         self.resume_error: str | None = None
         self.downtime: float | None = None  # ms, measured by the guest at its resume
         self._ticker = None  # the once-a-second progress LoopingCall while the run is open
+        self._keepalive = None  # the keepalive watch on the source's control session (§9.1)
+        if session is not None:
+            self._watch_source()
 
     # -- messages -------------------------------------------------------------------------
     def handle(self, message: str, body: dict):
@@ -175,6 +179,35 @@ class TargetRun:
     def transfer_result(self, result) -> None:
         if not self.transfer.called:
             self.transfer.callback(result)
+
+    def _front_door(self):
+        """The front-door connection that carries this run's control session, or None."""
+        protocol = getattr(getattr(self.session, "sink", None), "_protocol", None)
+        return protocol if hasattr(protocol, "last_received") else None
+
+    def _watch_source(self) -> None:
+        """Keepalives towards the source, and its silence as a lost session (§9.1, M98)."""
+        protocol = self._front_door()
+        keepalive = getattr(self.svc, "keepalive", None)
+        if protocol is None or keepalive is None:
+            return
+        reactor = self.svc.reactor
+        state = Keepalive(keepalive[0], keepalive[1], reactor.seconds())
+
+        def refresh() -> bool:
+            if target.state_name(self.machine) in ("committed", "aborted") or \
+                    self._front_door() is None:
+                return False  # the migration is no longer open, or the session is gone
+            state.received(protocol.last_received)
+            state.sent(protocol.last_sent)
+            return True
+
+        def silent() -> None:
+            log.warn("no traffic from the source of {mid} for {s} s: session declared lost",
+                     mid=self.record.id, s=state.silence_limit)
+            protocol.transport.abortConnection()  # connectionLost then feeds session_lost
+
+        self._keepalive = watch(reactor, state, protocol.send, silent, refresh=refresh)
 
     def session_lost(self) -> None:
         """The control session that carried ``mig-hello`` is gone (§9.2)."""

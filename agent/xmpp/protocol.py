@@ -75,6 +75,9 @@ class FrontDoorProtocol(Protocol):
         self._gone = False
         self._ignored = 0
         self._lost_waiters: list[Deferred] = []
+        # Reactor times of the last bytes in and out: a migration target's keepalive watch
+        # reads them (migration.md §9.1).
+        self.last_received = self.last_sent = factory.reactor.seconds()
 
     # -- connection life ------------------------------------------------------------------
 
@@ -98,6 +101,7 @@ class FrontDoorProtocol(Protocol):
                 # still waiting in the write buffer. The close timer aborts later.
                 self.transport.pauseProducing()
             return
+        self.last_received = self.factory.reactor.seconds()
         self._run(self.session.data_received(data))
 
     def connectionLost(self, reason: object = None) -> None:  # noqa: N802
@@ -155,6 +159,7 @@ class FrontDoorProtocol(Protocol):
         """Write one complete element or document in one write, or hold it while paused."""
         if self._gone:
             return
+        self.last_sent = self.factory.reactor.seconds()
         if not self._paused and not self._backlog:
             self.transport.write(data)
             return
