@@ -29,7 +29,9 @@ import argparse
 import collections
 import contextlib
 import json
+import math
 import random
+import signal
 import sys
 import tempfile
 import threading
@@ -115,7 +117,7 @@ class Recorder:
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(round(q / 100 * len(ordered) + 0.5))))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]
 
 
@@ -421,6 +423,11 @@ def render(f: dict) -> str:
             + ears + "\n")
 
 
+def _interrupt(signum, frame) -> None:
+    """Turn SIGTERM into KeyboardInterrupt so the agents and guests are cleaned up."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=50)
@@ -430,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", help="write the figures as JSON to this file")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the agents and guests too
     figures = run(args.sessions, args.seconds, args.migrations, args.listeners, args.seed,
                   progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(render(figures))
