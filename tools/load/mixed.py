@@ -423,6 +423,26 @@ def render(f: dict) -> str:
             + ears + "\n")
 
 
+def section(f: dict, number: int = 4) -> str:
+    """The safety report's section for one run (``tools/safety_report.py --load``)."""
+    return f"""## {number}. Load with migrations (`tools/load/mixed.py`)
+
+`python -m tools.load.mixed --sessions {f['sessions']} --seconds {f['seconds']:g} --migrations {f['migrations_requested']} --seed {f['seed']}`:
+two agents (system1, system2) on loopback; `mig1` (2 vCPUs, 64M) runs on system1 and migrates
+back and forth {f['migrations_requested']} times, one after the other, spread over the run. {f['working_sessions']} working
+sessions (threads with blocking clients; every third a local-root Unix-socket session, the
+others TCP + TLS + SASL as a management user; alternately on each agent) issue a random mix
+of list-domain / list-bindings / list-constraints and changes on their own scratch domains
+(add-domain, add-variable, set-variable, remove-domain) without pause; the other {f['listeners']} sessions
+(TCP and Unix, both agents) are registered for all events and check that they received every
+add-domain / remove-domain event of the acknowledged scratch changes on their agent exactly
+once. Latency is per request, measured by the client (both agents, the guest and the {f['sessions']}
+client threads share the machine's 2 cores). `tests/safety/test_load.py` runs it reduced (8
+sessions, 20 s, 1 migration) with the same assertions.
+
+{render(f)}"""
+
+
 def _interrupt(signum, frame) -> None:
     """Turn SIGTERM into KeyboardInterrupt so the agents and guests are cleaned up."""
     raise KeyboardInterrupt
