@@ -326,6 +326,12 @@ class SourceRun:
             self._attempt(0)
 
     def _answer_unresolved(self) -> None:
+        # The series ends here with `failed` and outcome `unresolved` (§7.5); a later
+        # resolution sends the one extra final event the spec allows.
+        if self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
+        self.progress.final(False, "unresolved", f"Lost contact with target machine {self.host}")
         self._answer(False, [
             f"Lost contact with target machine {self.host} after handing over domain {self.domain}",
             f"The outcome is not known yet; it will be settled automatically when {self.host} "
