@@ -4,21 +4,14 @@ It performs the session's actions on a real transport: writes (one per document,
 under TLS), STARTTLS, password checks off the reactor thread, the SASL failure delay, the
 negotiation timeout, handing elements to the LDM session, and a bounded outgoing backlog for
 consumers that stop reading. Abrupt disconnects are quiet.
-
-On socket transports the protocol runs TLS itself after ``<proceed/>`` (a
-:class:`agent.xmpp.tls.TlsSession`: the standard library's C TLS over memory BIOs), which costs
-far less per document than Twisted's pyOpenSSL layer; other transports get the factory's
-connection creator through their own ``startTLS``.
 """
 
 from __future__ import annotations
 
-import ssl
 import types
 from collections import deque
 from typing import TYPE_CHECKING
 
-from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
@@ -28,7 +21,6 @@ from zope.interface import implementer
 
 from agent.xmpp import session as s
 from agent.xmpp.api import IDocumentSink
-from agent.xmpp.tls import TlsSession
 
 if TYPE_CHECKING:
     from agent.xmpp.server import FrontDoorFactory
@@ -83,7 +75,6 @@ class FrontDoorProtocol(Protocol):
         self._gone = False
         self._ignored = 0
         self._lost_waiters: list[Deferred] = []
-        self._tls: TlsSession | None = None  # our own TLS, once started on a socket transport
         # Reactor times of the last bytes in and out: a migration target's keepalive watch
         # reads them (migration.md §9.1).
         self.last_received = self.last_sent = factory.reactor.seconds()
@@ -101,45 +92,14 @@ class FrontDoorProtocol(Protocol):
         self._later("negotiation", factory.config.negotiation_timeout, self._timed_out)
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
-        tls = self._tls
-        if tls is not None:
-            if tls.peer_closed:
-                return
-            ciphertext = len(data)
-            try:
-                data = tls.receive(data)
-            except ssl.SSLError:
-                # A refused handshake or a bad record: send the alert, end the connection.
-                self._flush_tls()
-                self.session.connection_lost()
-                self.transport.loseConnection()
-                return
-            self._flush_tls()
-            if data:
-                self._received(data)
-            elif self.session.closed:
-                self._ignore(ciphertext)
-            if tls.peer_closed and not self._gone:
-                # The peer's close_notify: answer it and close, as Twisted's TLS layer does.
-                tls.close()
-                self._flush_tls()
-                self.transport.loseConnection()
-            return
-        self._received(data)
-
-    def _ignore(self, count: int) -> None:
-        self._ignored += count
-        if self._ignored > _AFTER_CLOSE_LIMIT:
-            # Stop reading rather than abort: an abort now could discard the stream error
-            # still waiting in the write buffer. The close timer aborts later.
-            self.transport.pauseProducing()
-
-    def _received(self, data: bytes) -> None:
-        """Plaintext from the peer."""
         if self.session.closed:
             # A TLS close waits for the peer's close_notify; a peer that keeps sending
             # instead (a flood cut off by a stream error) is dropped rather than read on.
-            self._ignore(len(data))
+            self._ignored += len(data)
+            if self._ignored > _AFTER_CLOSE_LIMIT:
+                # Stop reading rather than abort: an abort now could discard the stream error
+                # still waiting in the write buffer. The close timer aborts later.
+                self.transport.pauseProducing()
             return
         self.last_received = self.factory.reactor.seconds()
         self._run(self.session.data_received(data))
@@ -188,7 +148,7 @@ class FrontDoorProtocol(Protocol):
         while self._backlog and not self._paused and not self._gone:
             data = self._backlog.popleft()
             self._backlog_bytes -= len(data)
-            self._write(data)
+            self.transport.write(data)
 
     def stopProducing(self) -> None:  # noqa: N802
         self._paused = True
@@ -201,7 +161,7 @@ class FrontDoorProtocol(Protocol):
             return
         self.last_sent = self.factory.reactor.seconds()
         if not self._paused and not self._backlog:
-            self._write(data)
+            self.transport.write(data)
             return
         config = self.factory.config
         self._backlog.append(data)
@@ -213,19 +173,6 @@ class FrontDoorProtocol(Protocol):
             self._backlog.clear()
             self.session.connection_lost()
             self.transport.abortConnection()
-
-    def _write(self, data: bytes) -> None:
-        """One transport write of one document (under our TLS: its own record or records)."""
-        tls = self._tls
-        if tls is not None:
-            tls.send(data)
-            data = tls.outgoing()
-        self.transport.write(data)
-
-    def _flush_tls(self) -> None:
-        out = self._tls.outgoing()  # type: ignore[union-attr]
-        if out:
-            self.transport.write(out)
 
     # -- actions --------------------------------------------------------------------------
 
@@ -239,9 +186,6 @@ class FrontDoorProtocol(Protocol):
         self.send(action.data)
 
     def _do_StartTls(self, action: s.StartTls) -> None:  # noqa: N802
-        if isinstance(self.transport, FileDescriptor):  # a TCP or Unix socket
-            self._tls = self.factory.tls.session()  # type: ignore[union-attr]
-            return
         self.transport.startTLS(self.factory.tls)
         _keep_documents_apart(self.transport)
 
@@ -294,20 +238,11 @@ class FrontDoorProtocol(Protocol):
 
     def _do_Close(self, action: s.Close) -> None:  # noqa: N802
         while self._backlog:  # the transport buffers the rest; the backlog bound still held
-            self._write(self._backlog.popleft())
+            self.transport.write(self._backlog.popleft())
         self._backlog_bytes = 0
         # A registered producer would hold TLS close_notify back until it is unregistered.
         self.transport.unregisterProducer()
-        tls = self._tls
-        if tls is None:
-            self.transport.loseConnection()
-        else:
-            # Send close_notify; the connection closes when the peer's arrives (dataReceived)
-            # or the peer closes, or the close timer aborts it.
-            tls.close()
-            self._flush_tls()
-            if tls.peer_closed:
-                self.transport.loseConnection()
+        self.transport.loseConnection()
         self._later("close", self.factory.config.close_timeout, self.transport.abortConnection)
 
     def _do_Abort(self, action: s.Abort) -> None:  # noqa: N802

@@ -2,10 +2,7 @@
 
 :func:`ensure_tls_files` creates a self-signed certificate at first start and reuses it later;
 :class:`ServerTls` turns a certificate and key into the server side of a TLS connection
-(TLS 1.2 minimum, ALPN ``xmpp-client`` when offered, no alert when only others are offered),
-either as a pyOpenSSL connection creator for Twisted's generic ``startTLS`` or as a
-:class:`TlsSession` (the standard library's ``ssl.SSLObject`` over memory BIOs), which the
-front door runs itself on socket transports because it costs far fewer Python-level calls.
+(TLS 1.2 minimum, ALPN ``xmpp-client`` when offered, no alert when only others are offered).
 """
 
 from __future__ import annotations
@@ -13,7 +10,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,98 +116,7 @@ class ServerTls:
         context.check_privatekey()
         context.set_alpn_select_callback(_select_alpn)
         self._context = context
-        self.ssl_context = _stdlib_context(material)
-
-    def session(self) -> "TlsSession":
-        """A fresh server-side :class:`TlsSession` with the same settings."""
-        return TlsSession(self.ssl_context)
 
     def serverConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:  # noqa: N802
         """Twisted's hook: a fresh server connection for one TLS session."""
         return SSL.Connection(self._context, None)
-
-
-def _stdlib_context(material: TlsMaterial) -> ssl.SSLContext:
-    """The standard library's server context with the same settings as :class:`ServerTls`.
-
-    CPython's server-side ALPN callback answers "no overlap" with ``SSL_TLSEXT_ERR_NOACK``:
-    a client that offers only other protocols completes the handshake without ALPN (§1.6).
-    There is no SNI callback, so the server name a client sends does not matter.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
-    context.set_ciphers("DEFAULT")  # OpenSSL's list, as pyOpenSSL uses (Python's is narrower)
-    context.load_cert_chain(str(material.cert_path), str(material.key_path))
-    context.set_alpn_protocols([ALPN_XMPP.decode()])
-    return context
-
-
-class TlsSession:
-    """The server side of one TLS connection as a byte-in, byte-out state machine.
-
-    :meth:`receive` takes ciphertext and returns the plaintext it completes; :meth:`send`
-    turns one plaintext write into its own TLS record(s) (one record up to 16 KiB, never
-    joined with another write); :meth:`outgoing` returns the ciphertext to put on the wire
-    (handshake messages, records, alerts, close_notify). ``peer_closed`` becomes true once
-    the peer's close_notify has arrived.
-    """
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._in = ssl.MemoryBIO()
-        self._out = ssl.MemoryBIO()
-        self._tls = context.wrap_bio(self._in, self._out, server_side=True)
-        self._handshaken = False
-        self._closing = False
-        self.peer_closed = False
-
-    def receive(self, data: bytes) -> bytes:
-        """Feed ciphertext; return the plaintext now available (maybe b"").
-
-        Raises ``ssl.SSLError`` when the handshake is refused (e.g. TLS 1.1) or a record is
-        bad; the alert to send is then in :meth:`outgoing`.
-        """
-        self._in.write(data)
-        tls = self._tls
-        if not self._handshaken:
-            try:
-                tls.do_handshake()
-            except ssl.SSLWantReadError:
-                return b""
-            self._handshaken = True
-        chunks = []
-        # Read while whole records may be waiting; a partial one ends the loop.
-        while not self.peer_closed and (self._in.pending or tls.pending()):
-            try:
-                chunk = tls.read(65536)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                chunk = b""
-            if not chunk:  # the peer's close_notify
-                self.peer_closed = True
-                break
-            chunks.append(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    def send(self, data: bytes) -> None:
-        """Encrypt one write (one TLS record when it fits in 16 KiB); dropped once closing."""
-        if self._closing or self.peer_closed:
-            return
-        view = memoryview(data)
-        while view:
-            view = view[self._tls.write(view):]
-
-    def outgoing(self) -> bytes:
-        """The ciphertext waiting to be written to the transport (maybe b"")."""
-        return self._out.read() if self._out.pending else b""
-
-    def close(self) -> None:
-        """Queue our close_notify (idempotent; errors on a broken session are ignored)."""
-        if self._closing:
-            return
-        self._closing = True
-        try:
-            self._tls.unwrap()
-        except ssl.SSLError:  # SSLWantReadError: the peer's close_notify is not here yet
-            pass
