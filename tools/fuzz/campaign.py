@@ -1,6 +1,15 @@
 """A seeded fuzz campaign against a throwaway agent, with figures.
 
     python -m tools.fuzz.campaign --documents 100000 --seed 1 [--json out.json]
+    python -m tools.fuzz.campaign --fast --documents 100000 --max-seconds 1500 --json out.json
+
+``--fast`` is the mode for the memory criterion (RSS growth after 100,000 documents): the
+ready-phase cases run on local-root sessions over the agent's Unix socket (STARTTLS, no SASL),
+so a new session costs a TLS handshake and no password check; as in the default mode a session
+carries case after case while each case's sentinel gets its answer, and a new one is opened
+only after a stream error, a close, or an incomplete case. The case mix is the same (same
+generators and weights; the negotiation share still runs over TCP as ``nobody``).
+``--max-seconds`` stops both loops at a wall-clock budget and reports the documents done.
 
 Starts an agent (negotiation timeout 5 s, so silent negotiations end quickly), adds a
 management user, runs a control session that issues ``list-domain`` every 0.25 s on its own
@@ -75,9 +84,9 @@ def write_config(directory: Path) -> Path:
 class NegotiationWorker(threading.Thread):
     """Runs the negotiation cases in a forked child as ``nobody`` (a remote peer, §1.10)."""
 
-    def __init__(self, address: tuple[str, int], count: int, seed: int) -> None:
+    def __init__(self, address: tuple[str, int], count: int, seed: int, max_seconds: float | None = None) -> None:
         super().__init__(daemon=True)
-        self.args = (list(address), count, seed, NEGOTIATION_TIMEOUT)
+        self.args = (list(address), count, seed, NEGOTIATION_TIMEOUT, max_seconds)
         self.result: dict | None = None
         self.error = ""
 
@@ -93,9 +102,13 @@ def negotiation_share() -> float:
     return dict((f, w) for f, w in GENERATORS)[negotiation] / total
 
 
-def run_campaign(documents: int, seed: int, workdir: Path, progress=None, sasl_share: float = 0.25) -> dict:
+def run_campaign(documents: int, seed: int, workdir: Path, progress=None, sasl_share: float = 0.25,
+                 fast: bool = False, max_seconds: float | None = None, rss_every: int = 5000,
+                 workers: int = 1) -> dict:
     """Run one campaign in ``workdir`` and return its figures: ``documents`` cases in all,
-    the negotiation share of them from a child running as ``nobody``."""
+    the negotiation share of them from a child running as ``nobody``. ``fast``: ready-phase
+    sessions are local root over the Unix socket (see the module docstring); ``max_seconds``:
+    stop early at that budget; ``workers``: concurrent ready-phase loops (sessions)."""
     workdir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     negotiation_count = round(documents * negotiation_share())
@@ -108,28 +121,70 @@ def run_campaign(documents: int, seed: int, workdir: Path, progress=None, sasl_s
         pid = agent.proc.pid
         control = ControlSession(agent.listen)
         control.start()
-        fuzzer = LiveFuzzer(agent.listen, USER, PASSWORD, negotiation_timeout=NEGOTIATION_TIMEOUT,
-                            sasl_share=sasl_share, rng=random.Random(seed + 1))
+        address = str(agent.socket_path) if fast else agent.listen
+        fuzzer = LiveFuzzer(address, USER, PASSWORD, negotiation_timeout=NEGOTIATION_TIMEOUT,
+                            sasl_share=0.0 if fast else sasl_share, rng=random.Random(seed + 1))
         started = time.monotonic()
         rss_start = rss_kib(pid)
         for name, raw in CORPUS.items():  # warm-up: every sample once (schemas, handlers)
             fuzzer.run(Case("sample", "ready", [raw]))
         rss_samples = rss_kib(pid)
-        worker = NegotiationWorker(agent.listen, negotiation_count, seed + 2)
+        budget = None if max_seconds is None else max(1.0, max_seconds - (time.monotonic() - started))
+        stop_at = None if budget is None else time.monotonic() + budget
+        worker = NegotiationWorker(agent.listen, negotiation_count, seed + 2, budget)
         worker.start()
         rss_warm = None
         timeline = []
+        timed = []
         warm_at = min(1000, ready_count // 10)
-        for i in range(ready_count):
-            fuzzer.run(generate(rng, "ready"))
-            if i + 1 == warm_at:
+        # Ready-phase loops: fuzzer 0 draws the same cases as a one-loop campaign; with
+        # ``workers`` > 1 the others draw their own seeded cases on their own sessions.
+        fuzzers = [fuzzer] + [LiveFuzzer(address, USER, PASSWORD, negotiation_timeout=NEGOTIATION_TIMEOUT,
+                                         sasl_share=0.0 if fast else sasl_share,
+                                         rng=random.Random(seed * 7919 + k * 2 + 1)) for k in range(1, workers)]
+        rngs = [rng] + [random.Random(seed * 7919 + k * 2) for k in range(1, workers)]
+        shares = [ready_count // workers + (1 if k < ready_count % workers else 0) for k in range(workers)]
+        stop = threading.Event()
+        loop_errors: list[str] = []
+
+        def loop(k: int) -> None:
+            try:
+                for _ in range(shares[k]):
+                    if stop.is_set():
+                        return
+                    fuzzers[k].run(generate(rngs[k], "ready"))
+            except Exception as exc:  # noqa: BLE001 - a fuzzer failure ends the run, reported
+                loop_errors.append(f"loop {k}: {exc!r}")
+                stop.set()
+
+        loops = [threading.Thread(target=loop, args=(k,), daemon=True) for k in range(workers)]
+        for thread in loops:
+            thread.start()
+        next_mark = rss_every
+        while any(thread.is_alive() for thread in loops):
+            time.sleep(0.05)
+            done = sum(f.tally.documents for f in fuzzers) - len(CORPUS)
+            if rss_warm is None and done >= warm_at:
                 rss_warm = rss_kib(pid)
-            if (i + 1) % 5000 == 0:
-                timeline.append((i + 1, rss_kib(pid)))
-            if progress and (i + 1) % 5000 == 0:
-                progress(f"{i + 1} cases, outcomes {fuzzer.tally.outcomes}, rss {rss_kib(pid)} KiB")
-            if agent.proc.poll() is not None:
-                break
+            while done >= next_mark:
+                timeline.append((next_mark, rss_kib(pid)))
+                timed.append({"ready_documents": done, "elapsed_s": round(time.monotonic() - started, 1),
+                              "rss_kib": timeline[-1][1]})
+                if progress:
+                    progress(f"{done} ready cases in {time.monotonic() - started:.0f} s, "
+                             f"bad {sum(f.tally.bad_count for f in fuzzers)}, rss {timeline[-1][1]} KiB")
+                next_mark += rss_every
+            if agent.proc.poll() is not None or (stop_at is not None and time.monotonic() >= stop_at):
+                stop.set()
+        for thread in loops:
+            thread.join()
+        for other in fuzzers[1:]:
+            other.finish()
+            fuzzer.tally.merge(other.tally.as_dict())
+            fuzzer.logins += other.logins
+            fuzzer.local_logins += other.local_logins
+            fuzzer.hang_details.extend(other.hang_details)
+        ready_elapsed = time.monotonic() - started
         fuzzer.finish()
         worker.join(NEGOTIATION_TIMEOUT * 4 + negotiation_count)
         if worker.result:
@@ -147,8 +202,16 @@ def run_campaign(documents: int, seed: int, workdir: Path, progress=None, sasl_s
     tally = fuzzer.tally
     return {
         "seed": seed,
+        "mode": "fast (local root over the Unix socket)" if fast else "default",
+        "documents_requested": documents,
+        "max_seconds": max_seconds,
+        "ready_loops": workers,
+        "loop_errors": loop_errors,
         "documents": tally.documents,
         "elapsed_s": round(elapsed, 1),
+        "ready_phase_elapsed_s": round(ready_elapsed, 1),
+        "ready_documents": sum(n for k, v in tally.by_kind.items() if not k.startswith("neg-") for n in v.values()),
+        "negotiation_documents": sum(n for k, v in tally.by_kind.items() if k.startswith("neg-") for n in v.values()),
         "negotiation_cases_as_nobody": negotiation_count,
         "negotiation_worker_error": worker.error,
         "sasl_logins": fuzzer.logins,
@@ -157,6 +220,7 @@ def run_campaign(documents: int, seed: int, workdir: Path, progress=None, sasl_s
         "by_kind": {k: dict(sorted(v.items())) for k, v in sorted(tally.by_kind.items())},
         "hangs": tally.outcomes.get("hang", 0),
         "bad": tally.bad_count,
+        "hang_details": fuzzer.hang_details,
         "bad_cases": [{"kind": k, "outcome": o, "data": d.decode("latin-1")[:2000]} for k, o, d in tally.bad],
         "agent_alive_at_end": alive,
         "agent_exit_code": code,
@@ -170,9 +234,11 @@ def run_campaign(documents: int, seed: int, workdir: Path, progress=None, sasl_s
         "rss_warm_kib": rss_warm,
         "rss_end_kib": rss_end,
         "rss_timeline_kib": timeline,
+        "rss_timeline": timed,
         "rss_growth_from_fresh_mib": round((rss_end - rss_start) / 1024, 1),
         "rss_growth_mib": round((rss_end - rss_samples) / 1024, 1),
         "rss_growth_after_warmup_mib": round((rss_end - (rss_warm or rss_start)) / 1024, 1),
+        "rss_max_after_samples_kib": max([rss_samples, rss_end] + [kib for _, kib in timeline]),
         "log_tail": log.splitlines()[-20:],
     }
 
@@ -183,16 +249,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sasl-share", type=float, default=0.25,
                         help="share of fuzz sessions that log in with SASL (the others are local root)")
+    parser.add_argument("--fast", action="store_true",
+                        help="local-root sessions over the Unix socket only (the memory run)")
+    parser.add_argument("--max-seconds", type=float, help="stop at this wall-clock budget")
+    parser.add_argument("--rss-every", type=int, default=5000, help="record RSS every N ready cases")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="concurrent ready-phase loops, each on its own sessions")
     parser.add_argument("--json", help="write the figures here as JSON")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ldmx-fuzz-") as tmp:
         figures = run_campaign(args.documents, args.seed, Path(tmp), sasl_share=args.sasl_share,
+                               fast=args.fast, max_seconds=args.max_seconds, rss_every=args.rss_every,
+                               workers=args.workers,
                                progress=lambda line: print(line, file=sys.stderr, flush=True))
     text = json.dumps(figures, indent=2)
     print(text)
     if args.json:
         Path(args.json).write_text(text + "\n")
-    ok = (figures["bad"] == 0 and not figures["negotiation_worker_error"] and figures["agent_alive_at_end"] and not figures["control_failures"]
+    ok = (figures["bad"] == 0 and not figures["loop_errors"] and not figures["negotiation_worker_error"] and figures["agent_alive_at_end"] and not figures["control_failures"]
           and figures["rss_growth_mib"] < 50)
     return 0 if ok else 1
 

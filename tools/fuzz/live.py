@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import re
+import select
 import socket
 import ssl
 import time
@@ -51,21 +52,74 @@ class WireClosed(Exception):
 class Wire:
     """A raw client connection: bytes out, a buffer in, and how the connection ended."""
 
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock: socket.socket | ssl.SSLSocket = socket.create_connection(address, timeout=10)
+    def __init__(self, address: "tuple[str, int] | str") -> None:
+        """``address``: (host, port) for TCP, or the path of the agent's Unix socket."""
+        self.sock: socket.socket | ssl.SSLSocket
+        if isinstance(address, tuple):
+            self.sock = socket.create_connection(address, timeout=10)
+        else:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(10)
+            self.sock.connect(str(address))
         self.buffer = b""
+        self.eof = False  # the agent closed (seen while writing)
+        self.reset = False
         self.opened = time.monotonic()
 
-    def send(self, data: bytes) -> bool:
-        """Write; False when the agent already stopped reading."""
+    def send(self, data: bytes, bound: float = 10.0) -> bool:
+        """Write, reading what the agent sends meanwhile; False when the agent stopped reading
+        (no progress within ``bound``), ended the stream, or closed the connection.
+
+        Reading while writing matters where the socket buffers are small (the Unix socket):
+        a flood the agent stops reading after its stream error would otherwise block the
+        writer until ``bound`` although the stream error and the close already arrived."""
+        view = memoryview(data)
+        previous = self.sock.gettimeout()
         try:
-            self.sock.sendall(data)
+            deadline = time.monotonic() + bound
+            while view:
+                if self.eof or b"</stream:stream>" in self.buffer:
+                    return False
+                pending = getattr(self.sock, "pending", lambda: 0)()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                readable, writable, _ = ([self.sock], [], []) if pending else select.select(
+                    [self.sock], [self.sock], [], remaining)
+                if readable:
+                    self.sock.settimeout(0.05)
+                    try:
+                        chunk = self.sock.recv(65536)
+                        if chunk:
+                            self.buffer += chunk
+                        else:
+                            self.eof = True
+                    except (socket.timeout, TimeoutError, ssl.SSLWantReadError):
+                        pass
+                    except (OSError, ssl.SSLError):
+                        self.eof = self.reset = True
+                    continue
+                if writable:
+                    self.sock.settimeout(0.5)
+                    try:
+                        sent = self.sock.send(view[:65536])
+                    except (socket.timeout, TimeoutError, ssl.SSLWantWriteError):
+                        continue
+                    view = view[sent:]
+                    deadline = time.monotonic() + bound
             return True
         except (OSError, ssl.SSLError):
             return False
+        finally:
+            try:
+                self.sock.settimeout(previous)
+            except OSError:
+                pass
 
     def fill(self, deadline: float) -> bool:
         """Read once before ``deadline``; False on timeout. Raise :class:`WireClosed` at the end."""
+        if self.eof:
+            raise WireClosed(self.end_outcome(reset=self.reset))
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
@@ -215,6 +269,7 @@ class LiveFuzzer:
         self.tally = Tally()
         self.logins = 0
         self.local_logins = 0
+        self.hang_details: list[dict] = []  # what a hung session had received, for diagnosis
 
     def run(self, case: Case) -> None:
         if case.phase == "ready":
@@ -250,6 +305,11 @@ class LiveFuzzer:
                 if found is None:
                     if not wire.fill(deadline):
                         outcome = "waiting" if incomplete else "hang"
+                        if outcome == "hang" and len(self.hang_details) < 20:
+                            self.hang_details.append({
+                                "kind": case.kind, "bytes": len(case.data), "sent": sent,
+                                "session_age_s": round(time.monotonic() - wire.opened, 1),
+                                "received_tail": wire.buffer[-300:].decode("latin-1")})
                         break
                     continue
                 start = wire.buffer.rfind(b"<" + found.group(1), 0, found.start())
@@ -315,16 +375,21 @@ class LiveFuzzer:
         self.parked = keep
 
 
-def negotiation_campaign(address: list, count: int, seed: int, negotiation_timeout: float) -> dict:
+def negotiation_campaign(address: list, count: int, seed: int, negotiation_timeout: float,
+                         max_seconds: float | None = None) -> dict:
     """``count`` seeded negotiation cases on fresh connections (run it as a non-root uid, so
-    that the agent treats the peer as remote); the tally as a dict."""
+    that the agent treats the peer as remote), or fewer when ``max_seconds`` runs out; the
+    tally as a dict."""
     import random
 
     from tools.fuzz.mutate import generate
 
     rng = random.Random(seed)
     fuzzer = LiveFuzzer(tuple(address), "", "", negotiation_timeout=negotiation_timeout)
+    stop_at = None if max_seconds is None else time.monotonic() + max_seconds
     for _ in range(count):
+        if stop_at is not None and time.monotonic() >= stop_at:
+            break
         fuzzer.run(generate(rng, "negotiation"))
     fuzzer.finish()
     return fuzzer.tally.as_dict()
