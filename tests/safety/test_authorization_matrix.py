@@ -86,21 +86,8 @@ def agent():
 
 # -- the client side (runs in the child as nobody, or in this process as root) ------------------
 
-class UnixWire(Wire):
-    """A :class:`Wire` on the agent's Unix-domain socket."""
-
-    def __init__(self, path: str) -> None:  # noqa: super().__init__ connects TCP
-        import socket
-
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(path)
-        self.buffer = b""
-        self.opened = time.monotonic()
-
-
 def connect(endpoint: dict) -> Wire:
-    return UnixWire(endpoint["unix"]) if "unix" in endpoint else Wire(tuple(endpoint["tcp"]))
+    return Wire(endpoint["unix"]) if "unix" in endpoint else Wire(tuple(endpoint["tcp"]))
 
 
 def post_tls_features(wire: Wire, deadline: float) -> bytes:
