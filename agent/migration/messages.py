@@ -388,3 +388,18 @@ def incoming_disabled(host: str) -> str:
 
 
 OUTGOING_DISABLED = "Outgoing domain migrations are disabled on this machine"
+
+
+# -- the control channel (§2.3, §9.1) ----------------------------------------------------------
+
+def connect_failed(host: str) -> str:
+    return (f"Failed to establish a connection with the Logical Domains Manager on target "
+            f"machine {host}")
+
+
+def auth_failed(host: str) -> str:
+    return f"Authentication to the Logical Domains Manager on {host} failed"
+
+
+def lost(host: str) -> str:
+    return f"Lost connection to the Logical Domains Manager on target machine {host}"

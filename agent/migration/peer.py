@@ -20,6 +20,7 @@ from twisted.internet.error import ConnectError, DNSLookupError
 from twisted.logger import Logger
 
 from agent.migration.keepalive import Keepalive, watch
+from agent.migration.messages import auth_failed, connect_failed, lost
 
 log = Logger()
 
@@ -33,19 +34,6 @@ _STREAM_ERROR = re.compile(rb"<stream:error>")
 
 class PeerError(Exception):
     """The control channel could not be opened, or broke; the message is the operator's line."""
-
-
-def connect_failed(host: str) -> str:
-    return (f"Failed to establish a connection with the Logical Domains Manager on target "
-            f"machine {host}")
-
-
-def auth_failed(host: str) -> str:
-    return f"Authentication to the Logical Domains Manager on {host} failed"
-
-
-def lost(host: str) -> str:
-    return f"Lost connection to the Logical Domains Manager on target machine {host}"
 
 
 class ControlProtocol(protocol.Protocol):

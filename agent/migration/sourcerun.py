@@ -22,7 +22,8 @@ from agent.migration import precopy
 from agent.migration.dataplane import COMPRESSION_NONE, SourceEngine, StopSignal, TransferOptions
 from agent.migration.faults import CUT, DROP, HOLD, HOLD_S
 from agent.migration.journal import Record
-from agent.migration.peer import PeerError, lost, open_control
+from agent.migration.messages import lost
+from agent.migration.peer import PeerError, open_control
 from agent.migration.progress import Progress
 
 log = Logger()
