@@ -144,3 +144,16 @@ def test_set_io_changes_the_root_complex_setting():
                                                       {"name": "pci_0"}))
     [obj] = ctx.objects(cmd("set-io", data(section(item("physio_device", {"name": "pci_0"})))))
     assert obj.messages == ["set-io requires property iov of resource physio_device"]
+
+
+def test_set_io_with_an_empty_iov_fails_with_the_value_message_and_changes_nothing():
+    """Found by the fuzzer (tools/fuzz): an empty iov used to raise an internal error. An
+    on/off switch has no reset, so "" is an invalid value; nothing is applied, no event."""
+    ctx = Ctx()
+    [obj] = ctx.objects(cmd("set-io", data(section(item("physio_device", {"name": "pci_0", "iov": ""})))))
+    assert not obj.ok
+    assert obj.messages == ['Invalid value "" for iov']
+    assert ctx.events == []
+    [listed] = ctx.ok(cmd("list-devices", data(section(item("physio_device"))), options="-a"))
+    bus = next(it for it in listed.envelope.sections[0].items if it.get("name") == "pci_0")
+    assert bus.get("iov") == "off"

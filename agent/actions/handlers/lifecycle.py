@@ -37,7 +37,7 @@ def _domain_props(props: dict[str, str]) -> dict[str, Any]:
         if text == "":
             out[_DOMAIN_KEYS[key]] = None
         elif key == "extended-mapin-space":
-            out[_DOMAIN_KEYS[key]] = on_off(text)
+            out[_DOMAIN_KEYS[key]] = on_off(text, key)
         else:
             out[_DOMAIN_KEYS[key]] = text
     return out

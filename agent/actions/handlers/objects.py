@@ -109,6 +109,10 @@ def answer(ctx, data: Data, work: Callable[[], Outcome],
         return ObjectResult(data.envelope, ok=False, messages=refusal.reasons)
     except LdmError as err:
         return ObjectResult(data.envelope, ok=False, messages=[str(err)])
+    except values.InvalidValue as bad:
+        # A value the Item check let through (an empty "reset" where the key has no default):
+        # the transaction is rolled back and the data fails with the value's message.
+        return ObjectResult(data.envelope, ok=False, messages=[bad.message])
     for event in translate([ev for ev in outcome.events if keep(ev)]):
         ctx.emit(event)
     return ObjectResult(data.envelope, messages=list(outcome.messages))
@@ -155,9 +159,10 @@ def typed(rtype: str, props: dict[str, str], key: str) -> Any:
     return resources.parse_value(rtype, key, text)
 
 
-def on_off(text: str) -> str:
-    """An on/off value in the manager's spelling."""
-    return values.format_on_off(values.parse_on_off(text, "on/off"))
+def on_off(text: str, key: str = "on/off") -> str:
+    """An on/off value in the manager's spelling; an invalid one raises InvalidValue naming
+    ``key`` (an empty value included: it is not a reset for an on/off switch)."""
+    return values.format_on_off(values.parse_on_off(text, key))
 
 
 def check_owner(manager, domain: str | None, service: str) -> None:

@@ -37,7 +37,7 @@ def _set_io(m, domain, props, opts):
     bus = props["name"]
     if domain is not None and m.io_owner(bus) != domain:
         raise LdmError(messages.not_owned_by("I/O device", bus, domain))
-    return m.set_io(bus, on_off(props["iov"]) == "on")
+    return m.set_io(bus, on_off(props["iov"], "iov") == "on")
 
 
 SPECS: dict[str, ResourceAction] = {

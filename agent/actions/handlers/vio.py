@@ -33,7 +33,7 @@ def _switch_props(rtype: str, props: dict[str, str], setting: bool) -> dict[str,
         if name in ("mac", "dev_path", "linkprop", "mode"):
             out[name] = props[key]
         elif name == "inter_vnet_link":
-            out[name] = on_off(props[key])
+            out[name] = on_off(props[key], key)
         else:
             out[name] = typed(rtype, props, key)
     return out
@@ -139,7 +139,7 @@ def _set_vconsole(m, domain, props, opts):
         elif key == "port":
             given[name] = typed("console", props, key)
         elif key == "enable-log":
-            given[name] = on_off(text)
+            given[name] = on_off(text, key)
         else:
             given[name] = text
     return m.set_vconsole(domain, **given)
