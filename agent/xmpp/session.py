@@ -10,7 +10,7 @@ It never touches sockets, threads or clocks.
 Which element is allowed in which state is the table :data:`RULES`.
 
 SASL ``EXTERNAL`` (migration.md §4.1, M36): with ``SessionConfig.client_certificates`` a
-remote session asks the shell, once TLS is up, whether the client presented a certificate of
+session asks the shell, once TLS is up, whether the client presented a certificate of
 the migration trust store (:class:`CheckCertificate`). Only then is ``EXTERNAL`` offered
 next to ``PLAIN``, and it authenticates as the identity the shell reported (a migration
 peer); for anyone else ``EXTERNAL`` is an unknown mechanism.
@@ -221,9 +221,7 @@ class Session:
         trusted client certificate, or None (no certificate, or one not trusted)."""
         if self.state == CERT_CHECK:
             self._certificate = identity
-            self._send_header()
-            self._write(wire.FEATURES_REMOTE_EXTERNAL if identity else wire.FEATURES_REMOTE)
-            self.state = TLS
+            self._tls_features()
             self._pump()
         return self._flush()
 
@@ -335,21 +333,28 @@ class Session:
             self._send_header()
             self._write(wire.FEATURES_PRE_TLS)
             self.state = PLAIN
-        elif self.state == TLS_WAIT_HEADER and self.local is None \
-                and self.config.client_certificates:
+        elif self.state == TLS_WAIT_HEADER and self.config.client_certificates:
             self.state = CERT_CHECK  # the pump stops until certificate_checked()
             self._out.append(CheckCertificate())
         elif self.state == TLS_WAIT_HEADER:
-            self._send_header()
-            self._write(wire.FEATURES_LOCAL if self.local else wire.FEATURES_REMOTE)
-            self.state = TLS
-            if self.local is not None:
-                self._reader.max_element = self.config.document_limit
-                self._out.append(NegotiationDone())
+            self._tls_features()
         elif self.state == SASL_WAIT_HEADER:
             self._send_header()
             self._write(wire.FEATURES_BOUND)
             self.state = READY
+            self._out.append(NegotiationDone())
+
+    def _tls_features(self) -> None:
+        """The header and features after STARTTLS; EXTERNAL only for a trusted certificate."""
+        self._send_header()
+        external = self._certificate is not None
+        if self.local is not None:
+            self._write(wire.FEATURES_LOCAL_EXTERNAL if external else wire.FEATURES_LOCAL)
+        else:
+            self._write(wire.FEATURES_REMOTE_EXTERNAL if external else wire.FEATURES_REMOTE)
+        self.state = TLS
+        if self.local is not None:
+            self._reader.max_element = self.config.document_limit
             self._out.append(NegotiationDone())
 
     def _element(self, element: Element) -> None:
