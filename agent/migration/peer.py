@@ -4,8 +4,8 @@ It opens TCP, sends the stream header, upgrades with STARTTLS (TLS 1.2 or later)
 the target's certificate (:class:`~agent.migration.peertrust.PeerTrust`, §4.4) before any
 credential leaves, and authenticates with SASL PLAIN (the operator's user and password, or
 ``migration/<id>`` and the resolution token when resolving, §4.2) or, in certificate mode,
-with SASL EXTERNAL after presenting this agent's certificate (§4.1). After that it sends one request document at a
-time and hands back each response; events the target might send are ignored. The reactor
+with SASL EXTERNAL after presenting this agent's certificate (§4.1). After that it sends one
+request document at a time and hands back each response; events the target might send are ignored. The reactor
 never blocks: every step is driven by ``dataReceived``.
 
 The password is held only until the SASL message is written and is never logged.

@@ -196,7 +196,8 @@ class FrontDoorProtocol(Protocol):
 
     def _do_CheckCertificate(self, action: s.CheckCertificate) -> None:  # noqa: N802
         # Synchronous: TLS is up, so the client's certificate (if any) is known by now.
-        self._run(self.session.certificate_checked(self.factory.certificate_identity(self.transport)))
+        identity = self.factory.certificate_identity(self.transport)
+        self._run(self.session.certificate_checked(identity))
 
     def _password_checked(self, identity: object) -> None:
         if not self._gone:

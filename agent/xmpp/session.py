@@ -3,9 +3,9 @@
 A :class:`Session` is fed inputs (received bytes, the outcome of a password check, the end of a
 delay, an LDM response, a timeout) and answers each with a list of actions for the shell to
 perform in order: :class:`Write` (one transport write), :class:`StartTls`, :class:`CheckPassword`,
-:class:`CheckCertificate`, :class:`Wait`, :class:`OpenLdm`, :class:`Dispatch`, :class:`NegotiationDone`,
-:class:`PauseReading`/:class:`ResumeReading`, :class:`Close` and :class:`Abort`.
-It never touches sockets, threads or clocks.
+:class:`CheckCertificate`, :class:`Wait`, :class:`OpenLdm`, :class:`Dispatch`,
+:class:`NegotiationDone`, :class:`PauseReading`/:class:`ResumeReading`, :class:`Close` and
+:class:`Abort`. It never touches sockets, threads or clocks.
 
 Which element is allowed in which state is the table :data:`RULES`.
 
@@ -146,8 +146,8 @@ class Abort:
     """Drop the connection at once, without a reply."""
 
 
-Action = (Write | StartTls | CheckPassword | CheckCertificate | Wait | OpenLdm | Dispatch | NegotiationDone
-          | PauseReading | ResumeReading | Close | Abort)
+Action = (Write | StartTls | CheckPassword | CheckCertificate | Wait | OpenLdm | Dispatch
+          | NegotiationDone | PauseReading | ResumeReading | Close | Abort)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ FEATURES_PRE_TLS = (
 FEATURES_REMOTE = f"<stream:features>{_MECHANISMS}</stream:features>".encode()
 # A remote client whose certificate is in the migration trust store (migration.md §4.1).
 FEATURES_REMOTE_EXTERNAL = f"<stream:features>{_MECHANISMS_EXTERNAL}</stream:features>".encode()
-FEATURES_LOCAL_EXTERNAL = f"<stream:features>{_MECHANISMS_EXTERNAL}{_BIND}</stream:features>".encode()
+FEATURES_LOCAL_EXTERNAL = (
+    f"<stream:features>{_MECHANISMS_EXTERNAL}{_BIND}</stream:features>".encode())
 FEATURES_LOCAL = f"<stream:features>{_MECHANISMS}{_BIND}</stream:features>".encode()
 FEATURES_BOUND = f"<stream:features>{_BIND}</stream:features>".encode()
 

@@ -62,7 +62,8 @@ def world():
         assert code == 0, "agent did not exit cleanly:\n" + proc.log()
 
 
-def certificate_session(where: dict, client: tuple[str, str] | None, action_docs: list[str]) -> dict:
+def certificate_session(where: dict, client: tuple[str, str] | None,
+                        action_docs: list[str]) -> dict:
     """STARTTLS with ``client`` (cert, key) or none, try EXTERNAL, then send each document."""
     deadline = time.monotonic() + BOUND
     wire = connect(where)
