@@ -90,6 +90,9 @@ class FrontDoorFactory(Factory):
         if identity is None:
             _log.info("client certificate from {peer} is not in the migration trust store",
                       peer=transport.getPeer())
+        else:
+            _log.info("trusted client certificate from {peer}: {name}", peer=transport.getPeer(),
+                      name=identity.name)
         return identity
 
     def shutdown(self) -> Deferred:

@@ -10,7 +10,7 @@ migration and refuses a changed one later.
 from __future__ import annotations
 
 from agent.migration.peertrust import KNOWN_HOSTS
-from agent.testing import run_admin
+from agent.testing import run_admin, wait_for
 from tests.migration import docs
 from tests.migration.hosts import PASSWORD, USER, make_guest, two_hosts
 
@@ -99,3 +99,24 @@ def _fingerprint(pem_path) -> str:
     from agent.migration.channel import fingerprint
 
     return fingerprint(ssl.PEM_cert_to_DER_cert(pem_path.read_text()))
+
+
+def test_certificate_mode_resolves_a_lost_commit_reply_with_the_certificate(tmp_path):
+    """§4.2, §9.3: the target's answer to mig-commit is lost (fault point
+    target-commit-reply); the source reconnects for mig-outcome with its certificate (no
+    password, no token login in certificate mode) and settles on the moved domain."""
+    from tools.faults.scenarios import FAULTS, _open_records
+
+    with two_hosts(tmp_path, target_env={FAULTS: "target-commit-reply=drop"}) as (src, dst):
+        trust(src, dst, "system2")
+        trust(dst, src, "system1")
+        make_guest(src, "ldg1", "bound")
+        uuid = src.domains()["ldg1"]["uuid"]
+        answer = src.request(docs.migrate("ldg1", dst.target, None, None, options="-c"))
+        assert wait_for(lambda: _open_records(src.state) == 0 and _open_records(dst.state) == 0,
+                        timeout=90, interval=0.2), docs.lines(answer)
+        assert dst.domains()["ldg1"]["uuid"] == uuid
+        assert "ldg1" not in src.domains()
+        assert docs.status(answer) == "success", docs.lines(answer)
+        # Two certificate logins on the target: the migration's, and the resolution's.
+        assert dst.agent.log().count(": certificate/system1") >= 2, dst.agent.log()
