@@ -34,6 +34,8 @@ TOML; every key is optional::
     migration_max_concurrent = 1           # migrations per machine, 1 to 4
     migration_keepalive_interval = 5.0     # seconds between control-channel keepalives
     migration_keepalive_count = 3          # silent intervals before the peer is lost
+    migration_peer_verify = "tofu"         # none, tofu or strict: the target's certificate
+    migration_tls_host_match = false       # the target certificate must name the target host
 
     [logging]
     format = "text"                        # or "json" (one JSON object per line)
@@ -58,6 +60,7 @@ DEFAULT_LISTEN = ("127.0.0.1", 6482)
 DEFAULT_MIGRATION_LISTEN = ("127.0.0.1", 8101)
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+PEER_VERIFY_MODES = ("none", "tofu", "strict")  # migration_peer_verify (migration.md §4.4)
 
 # Each ldmx-agent option: the load() override it feeds, and its [section] key in the file.
 FLAG_KEYS = {
@@ -103,6 +106,8 @@ class AgentConfig:
     migration_max_concurrent: int = 1
     migration_keepalive_interval: float = 5.0
     migration_keepalive_count: int = 3
+    migration_peer_verify: str = "tofu"  # none, tofu, strict (password mode, migration §4.4)
+    migration_tls_host_match: bool = False
 
     @property
     def socket(self) -> Path:
@@ -216,7 +221,8 @@ def load(config_file: Path | None = None, **overrides) -> AgentConfig:
 def _migration(section: dict) -> dict:
     """The ``[migration]`` keys (migration.md Appendix B), checked; absent keys keep defaults."""
     values: dict = {}
-    for key in ("incoming_migration_enabled", "outgoing_migration_enabled"):
+    for key in ("incoming_migration_enabled", "outgoing_migration_enabled",
+                "migration_tls_host_match"):
         if key in section:
             if not isinstance(section[key], bool):
                 raise ConfigError(f"migration.{key}: expected true or false, got {section[key]!r}")
@@ -235,4 +241,10 @@ def _migration(section: dict) -> dict:
             raise ConfigError(f"migration.migration_keepalive_interval: expected a positive "
                               f"number of seconds, got {value!r}")
         values["migration_keepalive_interval"] = float(value)
+    if "migration_peer_verify" in section:
+        value = section["migration_peer_verify"]
+        if value not in PEER_VERIFY_MODES:
+            raise ConfigError(f"migration.migration_peer_verify: expected one of "
+                              f"{', '.join(PEER_VERIFY_MODES)}, got {value!r}")
+        values["migration_peer_verify"] = value
     return values

@@ -13,6 +13,7 @@ from twisted.internet import defer
 from twisted.logger import ILogObserver, Logger, globalLogBeginner
 
 from agent.auth.authenticator import Authenticator
+from agent.auth.truststore import TrustStore
 from agent.auth.users import UsersFile
 from agent.config import AgentConfig, ConfigError, format_endpoint
 from agent.logging import observer_for
@@ -42,7 +43,8 @@ def build(cfg: AgentConfig, reactor):
     users = UsersFile(cfg.state_dir)
     from agent.migration import wiring
     authenticator = wiring.PeerTokenAuthenticator(
-        Authenticator(users, cfg.local_users, cfg.unknown_local_uid))
+        Authenticator(users, cfg.local_users, cfg.unknown_local_uid,
+                      trust_store=TrustStore(cfg.state_dir)))
     hypervisor = open_hypervisor(cfg)
     manager = open_manager(cfg, hypervisor)
     service = LdmService(server_name=cfg.host_name, max_document_bytes=cfg.max_document_bytes,
@@ -52,7 +54,8 @@ def build(cfg: AgentConfig, reactor):
     GuestWatch(hypervisor, manager, service.bus.publish, reactor).start()
     front = FrontDoorConfig(document_limit=cfg.max_document_bytes,
                             negotiation_timeout=cfg.negotiation_timeout)
-    factory = build_factory(service, authenticator, tls, cfg.host_name, reactor=reactor, config=front)
+    factory = build_factory(service, authenticator, tls, cfg.host_name, reactor=reactor,
+                            config=front, client_certificates=True)
 
     tcp = _listen_tcp(reactor, factory, cfg.listen)
     sock_path = cfg.socket

@@ -27,3 +27,8 @@ class Identity:
         if needed == READ:
             return self.authorization in (READ, WRITE)
         return self.authorization == WRITE
+
+
+MIGRATION_PEER = "migration-peer"
+"""The role of a session authenticated by a peer certificate or a resolution token (migration
+§4.3): it holds neither read nor write and may send only the ``mig-*`` requests."""

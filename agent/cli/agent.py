@@ -1,4 +1,4 @@
-"""``ldmx-agent``: the daemon, and its user administration sub-commands.
+"""``ldmx-agent``: the daemon, and its user and trust-store administration sub-commands.
 
     ldmx-agent [--state-dir DIR] [--host-name NAME] [--listen ADDR:PORT] [--socket PATH]
                [--migration-listen ADDR:PORT] [--platform FILE] [--guest-workload NAME]
@@ -6,6 +6,14 @@
     ldmx-agent [--state-dir DIR] user add NAME --role management|review --password-stdin
     ldmx-agent [--state-dir DIR] user remove NAME
     ldmx-agent [--state-dir DIR] user list
+    ldmx-agent [--state-dir DIR] certificate
+    ldmx-agent [--state-dir DIR] trust add NAME FILE
+    ldmx-agent [--state-dir DIR] trust remove NAME
+    ldmx-agent [--state-dir DIR] trust list
+
+``certificate`` prints this agent's certificate (PEM; created like the daemon does at first
+start) for the peers' ``trust add``; the ``trust`` commands manage the migration trust store
+(migration.md §4.1: ``<state-dir>/trusted/``).
 
 The daemon runs in the foreground, logs to stderr, prints one ready line when it accepts
 connections, and exits cleanly on SIGTERM or SIGINT.
@@ -20,6 +28,7 @@ import sys
 from pathlib import Path
 
 from agent import config as configmod
+from agent.auth.truststore import TrustError, TrustStore
 from agent.auth.users import ROLES, UserError, UsersFile
 from agent.hypervisor.base import WORKLOADS
 
@@ -51,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     rm = usub.add_parser("remove", help="remove a user")
     rm.add_argument("name")
     usub.add_parser("list", help="list users and roles")
+    sub.add_parser("certificate", help="print this agent's certificate (PEM) for its peers")
+    trust = sub.add_parser("trust", help="manage the migration trust store (certificate mode)")
+    tsub = trust.add_subparsers(dest="trust_command", required=True)
+    tadd = tsub.add_parser("add", help="trust the peer certificate in FILE under NAME")
+    tadd.add_argument("name", help="the peer's host name")
+    tadd.add_argument("file", help="a PEM file holding the peer's certificate (- for stdin)")
+    trm = tsub.add_parser("remove", help="stop trusting the certificate NAME")
+    trm.add_argument("name")
+    tsub.add_parser("list", help="list trusted certificates: name, SHA-256 fingerprint, subject")
     return p
 
 
@@ -80,6 +98,39 @@ def user_command(cfg: configmod.AgentConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def trust_command(cfg: configmod.AgentConfig, args: argparse.Namespace) -> int:
+    store = TrustStore(cfg.state_dir)
+    if args.trust_command == "list":
+        for entry in store.entries():
+            print(f"{entry.name} {entry.fingerprint} {entry.subject}")
+        return 0
+    if args.trust_command == "remove":
+        store.remove(args.name)
+        return 0
+    try:
+        pem = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as e:
+        raise TrustError(f"cannot read {args.file}: {e.strerror}") from None
+    ensure_state_dir(cfg.state_dir)
+    entry = store.add(args.name, pem, origin=args.file)
+    print(f"{entry.name} {entry.fingerprint} {entry.subject}")
+    return 0
+
+
+def certificate_command(cfg: configmod.AgentConfig) -> int:
+    if cfg.tls_cert:
+        path = cfg.tls_cert
+    else:
+        from agent.xmpp.tls import ensure_tls_files
+        ensure_state_dir(cfg.state_dir)
+        path, _ = ensure_tls_files(cfg.state_dir, cfg.host_name)
+    try:
+        sys.stdout.write(Path(path).read_text(encoding="ascii"))
+    except OSError as e:
+        raise configmod.ConfigError(f"cannot read certificate {path}: {e.strerror}") from None
+    return 0
+
+
 def ensure_state_dir(path: Path) -> None:
     """Create the state directory (mode 0700) or fail with a clear message."""
     try:
@@ -96,10 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args)
         if args.command == "user":
             return user_command(cfg, args)
+        if args.command == "trust":
+            return trust_command(cfg, args)
+        if args.command == "certificate":
+            return certificate_command(cfg)
         ensure_state_dir(cfg.state_dir)
         from agent.daemon import run  # Twisted is only imported for the daemon
         return run(cfg)
-    except (configmod.ConfigError, UserError) as e:
+    except (configmod.ConfigError, UserError, TrustError) as e:
         print(f"ldmx-agent: {e}", file=sys.stderr)
         return 2
 

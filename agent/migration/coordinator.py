@@ -43,7 +43,7 @@ class Migrations:
                  clock=time.monotonic, resolve_wait: float = 30.0, resolve_scale: float = 1.0,
                  cancel_on_client_loss: bool = True, incoming_enabled: bool = True,
                  outgoing_enabled: bool = True, max_concurrent: int = 1,
-                 keepalive: tuple[float, int] = (5.0, 3)) -> None:
+                 keepalive: tuple[float, int] = (5.0, 3), peer_trust=None) -> None:
         self.reactor = reactor
         self.manager = manager
         self.hv = hypervisor
@@ -61,6 +61,8 @@ class Migrations:
         # migration_keepalive_interval (s) and _count (§9.1): both sides send keepalives on
         # the control channel and count interval × count of silence as a lost peer.
         self.keepalive = keepalive
+        # PeerTrust: target-certificate checks (§4.4) and our certificate for -c (§4.1).
+        self.peer_trust = peer_trust
         self.fingerprint = ""
         if cert_file:
             pem = open(cert_file, encoding="ascii").read()
@@ -102,9 +104,8 @@ class Migrations:
             summary = self.manager.summary(request.source)
         except LdmError as error:
             return defer.succeed((False, [str(error), _summary(request)]))
-        if request.cert_mode:
-            return defer.succeed((False, ["Certificate mode (-c) is not available in this "
-                                          "version of ldmx", _summary(request)]))
+        if request.cert_mode and self.peer_trust is None:
+            return defer.succeed((False, [messages.NO_OWN_CERTIFICATE, _summary(request)]))
         if request.source in self.outgoing:
             return defer.succeed((False, [messages.being_migrated(request.source),
                                           _summary(request)]))
@@ -115,7 +116,8 @@ class Migrations:
         record = self.journal.create(Record(str(uuid.uuid4()), SOURCE, "intake", {
             "domain": request.source, "tdomain": request.target_name,
             "host": request.target_host, "port": request.target_port or DEFAULT_PORT,
-            "user": request.user, "state": summary.state, "uuid": summary.uuid,
+            "user": request.user, "cert": request.cert_mode,
+            "state": summary.state, "uuid": summary.uuid,
             "dry_run": request.dry_run, "force": request.force, "view": request.view(),
             "tuning": dict(request.tuning)}))
         run = SourceRun(self, record, request, live=summary.state == "active",
@@ -211,6 +213,11 @@ class Migrations:
         """True when this machine already takes part in ``migration_max_concurrent`` migrations
         as source or target (§2.13)."""
         return len(self.outgoing) + self._open_incoming() >= self.max_concurrent
+
+    def control_auth(self, data: dict) -> dict:
+        """``open_control``'s trust arguments for a migration record: the target-certificate
+        checks, and certificate mode when the migration was asked with ``-c`` (§4.1, §4.2)."""
+        return {"trust": self.peer_trust, "cert_mode": bool(data.get("cert"))}
 
     def check_token(self, user: str, token: str) -> bool:
         """For the authenticator: ``migration/<id>`` with that migration's resolution token."""
@@ -349,7 +356,8 @@ class Migrations:
         if not token:
             return
         d = open_control(self.reactor, record.data["host"], record.data["port"],
-                         f"migration/{record.id}", token, timeout=10.0)
+                         f"migration/{record.id}", token, timeout=10.0,
+                         **self.control_auth(record.data))
 
         def send(conn):
             q = conn.request(control.encode_request("mig-abort", record.id, {"reason": "restart"}))

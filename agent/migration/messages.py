@@ -403,3 +403,21 @@ def auth_failed(host: str) -> str:
 
 def lost(host: str) -> str:
     return f"Lost connection to the Logical Domains Manager on target machine {host}"
+
+
+# -- certificates (§4.1, §4.4) -----------------------------------------------------------------
+
+def certificate_unverified(host: str) -> str:
+    return f"The certificate of {host} could not be verified"
+
+
+def certificate_not_trusted_by(host: str) -> str:
+    return f"The certificate of this machine is not trusted by {host}"
+
+
+def certificate_changed(host: str) -> str:
+    return f"The certificate of {host} has changed since the last migration to it"
+
+
+NO_OWN_CERTIFICATE = ("Certificate mode (-c) needs this machine's certificate, and the agent "
+                      "was started without one")

@@ -73,7 +73,8 @@ class SourceRun:
     def start(self) -> defer.Deferred:
         self.machine = source.SourceMachine(self.core)
         d = open_control(self.svc.reactor, self.host, self.data["port"], self.data["user"],
-                         self._password, keepalive=self.svc.keepalive)
+                         self._password, keepalive=self.svc.keepalive,
+                         **self.svc.control_auth(self.data))
         self._password = ""  # the channel has it now; resolution never needs it (§4.2)
         d.addCallbacks(self._connected, self._connect_failed)
         return self.result
@@ -344,7 +345,8 @@ class SourceRun:
             return
         token = self.svc.journal.load_token(self.record.id) or ""
         d = open_control(self.svc.reactor, self.host, self.data["port"],
-                         f"migration/{self.record.id}", token, timeout=10.0)
+                         f"migration/{self.record.id}", token, timeout=10.0,
+                         **self.svc.control_auth(self.data))
 
         def ask(conn):
             q = conn.request(control.encode_request("mig-outcome", self.record.id,

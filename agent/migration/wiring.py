@@ -9,14 +9,16 @@ from dataclasses import dataclass
 
 from zope.interface import implementer
 
-from agent.auth.identity import Identity
+from agent.auth.identity import MIGRATION_PEER, Identity
+from agent.auth.truststore import TrustStore
 from agent.migration.coordinator import Migrations
 from agent.migration.datalisten import DataPort
 from agent.migration.faults import Faults
 from agent.migration.journal import Journal
+from agent.migration.peertrust import KnownHosts, PeerTrust
 from agent.xmpp.api import IAuthenticator
 
-PEER_ROLE = "migration-peer"  # holds neither read nor write: only its own mig-* requests
+PEER_ROLE = MIGRATION_PEER  # holds neither read nor write: only its own mig-* requests
 
 
 @implementer(IAuthenticator)
@@ -34,6 +36,9 @@ class PeerTokenAuthenticator:
                 return Identity(name=user, authorization=PEER_ROLE)
             return None
         return self.inner.check_password(user, password)
+
+    def certificate_identity(self, der: bytes | None) -> Identity | None:
+        return self.inner.certificate_identity(der)
 
     def local_identity(self, uid: int) -> Identity | None:
         return self.inner.local_identity(uid)
@@ -69,7 +74,13 @@ def install(cfg, reactor, service, hypervisor, cert_file, key_file) -> DataPortL
                             outgoing_enabled=cfg.outgoing_migration_enabled,
                             max_concurrent=cfg.migration_max_concurrent,
                             keepalive=(cfg.migration_keepalive_interval,
-                                       cfg.migration_keepalive_count))
+                                       cfg.migration_keepalive_count),
+                            peer_trust=PeerTrust(TrustStore(cfg.state_dir),
+                                                 KnownHosts(cfg.state_dir),
+                                                 verify=cfg.migration_peer_verify,
+                                                 host_match=cfg.migration_tls_host_match,
+                                                 cert_file=str(cert_file),
+                                                 key_file=str(key_file)))
     host, port = cfg.migration_listen
     data_port = DataPort(str(cert_file), str(key_file), host, port, hypervisor,
                          migrations.guest_of, migrations.deliver).start()

@@ -20,6 +20,10 @@ class IAuthenticator(Interface):
         Never logs the password.
         """
 
+    def certificate_identity(der):
+        """Return the migration-peer Identity of a client certificate (DER bytes) that is in
+        the migration trust store, or None (migration.md §4.1)."""
+
     def local_identity(uid):
         """Return the Identity of a local peer with this uid, or None when the uid must be
         treated as remote (unknown-local-uid policy ``refuse``)."""

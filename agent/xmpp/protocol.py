@@ -194,6 +194,11 @@ class FrontDoorProtocol(Protocol):
                                   action.user, action.password)
         d.addCallbacks(self._password_checked, self._password_check_failed)
 
+    def _do_CheckCertificate(self, action: s.CheckCertificate) -> None:  # noqa: N802
+        # Synchronous: TLS is up, so the client's certificate (if any) is known by now.
+        identity = self.factory.certificate_identity(self.transport)
+        self._run(self.session.certificate_checked(identity))
+
     def _password_checked(self, identity: object) -> None:
         if not self._gone:
             self._run(self.session.password_checked(identity))

@@ -6,7 +6,7 @@ Use :func:`build_factory`; the same factory object may serve several endpoints.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -18,7 +18,7 @@ from agent.auth.identity import Identity
 from agent.xmpp import localpeer
 from agent.xmpp.protocol import FrontDoorProtocol
 from agent.xmpp.session import SessionConfig
-from agent.xmpp.tls import ServerTls, TlsMaterial
+from agent.xmpp.tls import ServerTls, TlsMaterial, peer_certificate_der
 
 _log = Logger()
 
@@ -37,6 +37,7 @@ class FrontDoorConfig:
     max_backlog_documents: int = 1024
     max_backlog_bytes: int = 8 * 1024 * 1024
     close_timeout: float = 10.0
+    client_certificates: bool = False  # SASL EXTERNAL for trusted client certificates
 
 
 class FrontDoorFactory(Factory):
@@ -66,6 +67,7 @@ class FrontDoorFactory(Factory):
             failure_delay=config.failure_delay,
             max_failures=config.max_failures,
             max_queued_requests=config.max_queued_requests,
+            client_certificates=config.client_certificates,
         )
 
     def buildProtocol(self, addr: Any) -> FrontDoorProtocol:  # noqa: N802
@@ -77,6 +79,21 @@ class FrontDoorFactory(Factory):
         if uid is None:
             return None
         return self.authenticator.local_identity(uid)
+
+    def certificate_identity(self, transport: Any) -> Identity | None:
+        """The migration-peer identity of the client certificate on this TLS transport, or
+        None when there is none or it is not in the trust store (migration.md §4.1)."""
+        der = peer_certificate_der(transport)
+        if der is None:
+            return None
+        identity = self.authenticator.certificate_identity(der)
+        if identity is None:
+            _log.info("client certificate from {peer} is not in the migration trust store",
+                      peer=transport.getPeer())
+        else:
+            _log.info("trusted client certificate from {peer}: {name}", peer=transport.getPeer(),
+                      name=identity.name)
+        return identity
 
     def shutdown(self) -> Deferred:
         """Send ``system-shutdown`` to every session; fires when all connections are gone."""
@@ -91,15 +108,20 @@ def build_factory(service: Any, authenticator: Any, tls: TlsMaterial | None, ser
                   *, reactor: Any, config: FrontDoorConfig = FrontDoorConfig(),
                   new_id: Callable[[], str] | None = None,
                   peer_uid: Callable[[Any], int | None] | None = None,
-                  blocking: Callable[..., Deferred] | None = None) -> FrontDoorFactory:
+                  blocking: Callable[..., Deferred] | None = None,
+                  client_certificates: bool = False) -> FrontDoorFactory:
     """Build the front door's factory for the TCP and Unix-socket endpoints.
 
     ``service`` provides ``ILdmService`` and ``authenticator`` ``IAuthenticator``. When
     ``tls`` is None or unusable, ``<starttls/>`` is answered with ``internal-server-error``.
     ``new_id`` (stream ids), ``peer_uid`` (local-peer detection) and ``blocking`` (how a
     password check runs off the reactor thread; default: the reactor's thread pool) exist for
-    tests.
+    tests. With ``client_certificates`` (``authenticator`` then provides
+    ``certificate_identity``) a client certificate of the migration trust store is offered SASL
+    EXTERNAL (migration.md §4.1).
     """
+    if client_certificates:
+        config = replace(config, client_certificates=True)
     server_tls = None
     if tls is not None:
         try:

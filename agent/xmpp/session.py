@@ -3,11 +3,17 @@
 A :class:`Session` is fed inputs (received bytes, the outcome of a password check, the end of a
 delay, an LDM response, a timeout) and answers each with a list of actions for the shell to
 perform in order: :class:`Write` (one transport write), :class:`StartTls`, :class:`CheckPassword`,
-:class:`Wait`, :class:`OpenLdm`, :class:`Dispatch`, :class:`NegotiationDone`,
-:class:`PauseReading`/:class:`ResumeReading`, :class:`Close` and :class:`Abort`.
-It never touches sockets, threads or clocks.
+:class:`CheckCertificate`, :class:`Wait`, :class:`OpenLdm`, :class:`Dispatch`,
+:class:`NegotiationDone`, :class:`PauseReading`/:class:`ResumeReading`, :class:`Close` and
+:class:`Abort`. It never touches sockets, threads or clocks.
 
 Which element is allowed in which state is the table :data:`RULES`.
+
+SASL ``EXTERNAL`` (migration.md §4.1, M36): with ``SessionConfig.client_certificates`` a
+session asks the shell, once TLS is up, whether the client presented a certificate of
+the migration trust store (:class:`CheckCertificate`). Only then is ``EXTERNAL`` offered
+next to ``PLAIN``, and it authenticates as the identity the shell reported (a migration
+peer); for anyone else ``EXTERNAL`` is an unknown mechanism.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ TLS = "TLS"
 SASL = "SASL"
 AUTH_CHECK = "AUTH_CHECK"  # a password is being checked (off the reactor thread)
 AUTH_DELAY = "AUTH_DELAY"  # a failure is being held back by the failure delay
+CERT_CHECK = "CERT_CHECK"  # the shell looks the client certificate up (after TLS)
 SASL_WAIT_HEADER = "SASL_WAIT_HEADER"
 READY = "READY"
 CLOSED = "CLOSED"
@@ -65,7 +72,7 @@ RULES: dict[str, dict[str, str]] = {
 }
 
 _NEGOTIATING = frozenset({WAIT_HEADER, PLAIN, TLS_WAIT_HEADER, TLS, SASL, AUTH_CHECK,
-                          AUTH_DELAY, SASL_WAIT_HEADER})
+                          AUTH_DELAY, SASL_WAIT_HEADER, CERT_CHECK})
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,11 @@ class CheckPassword:
 
     user: str
     password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class CheckCertificate:
+    """Look up the client's TLS certificate; report with :meth:`Session.certificate_checked`."""
 
 
 @dataclass(frozen=True)
@@ -134,8 +146,8 @@ class Abort:
     """Drop the connection at once, without a reply."""
 
 
-Action = (Write | StartTls | CheckPassword | Wait | OpenLdm | Dispatch | NegotiationDone
-          | PauseReading | ResumeReading | Close | Abort)
+Action = (Write | StartTls | CheckPassword | CheckCertificate | Wait | OpenLdm | Dispatch
+          | NegotiationDone | PauseReading | ResumeReading | Close | Abort)
 
 
 @dataclass(frozen=True)
@@ -149,6 +161,7 @@ class SessionConfig:
     failure_delay: float = 1.0
     max_failures: int = 3
     max_queued_requests: int = 32
+    client_certificates: bool = False  # offer EXTERNAL to trusted client certificates
 
 
 def _random_id() -> str:
@@ -178,6 +191,8 @@ class Session:
         self._bound = False
         self._failures = 0
         self._held_failure = ""
+        self._certificate: Identity | None = None  # a trusted client certificate's identity
+        self._mechanism = ""
         self._ldm_open = False
         self._requests: deque[bytes] = deque()
         self._running = False
@@ -199,6 +214,15 @@ class Session:
                 self._fail("not-authorized")
             else:
                 self._succeed(identity)
+        return self._flush()
+
+    def certificate_checked(self, identity: Identity | None) -> list[Action]:
+        """The outcome of a :class:`CheckCertificate`: the migration-peer identity of a
+        trusted client certificate, or None (no certificate, or one not trusted)."""
+        if self.state == CERT_CHECK:
+            self._certificate = identity
+            self._tls_features()
+            self._pump()
         return self._flush()
 
     def password_check_failed(self) -> list[Action]:
@@ -309,17 +333,28 @@ class Session:
             self._send_header()
             self._write(wire.FEATURES_PRE_TLS)
             self.state = PLAIN
+        elif self.state == TLS_WAIT_HEADER and self.config.client_certificates:
+            self.state = CERT_CHECK  # the pump stops until certificate_checked()
+            self._out.append(CheckCertificate())
         elif self.state == TLS_WAIT_HEADER:
-            self._send_header()
-            self._write(wire.FEATURES_LOCAL if self.local else wire.FEATURES_REMOTE)
-            self.state = TLS
-            if self.local is not None:
-                self._reader.max_element = self.config.document_limit
-                self._out.append(NegotiationDone())
+            self._tls_features()
         elif self.state == SASL_WAIT_HEADER:
             self._send_header()
             self._write(wire.FEATURES_BOUND)
             self.state = READY
+            self._out.append(NegotiationDone())
+
+    def _tls_features(self) -> None:
+        """The header and features after STARTTLS; EXTERNAL only for a trusted certificate."""
+        self._send_header()
+        external = self._certificate is not None
+        if self.local is not None:
+            self._write(wire.FEATURES_LOCAL_EXTERNAL if external else wire.FEATURES_LOCAL)
+        else:
+            self._write(wire.FEATURES_REMOTE_EXTERNAL if external else wire.FEATURES_REMOTE)
+        self.state = TLS
+        if self.local is not None:
+            self._reader.max_element = self.config.document_limit
             self._out.append(NegotiationDone())
 
     def _element(self, element: Element) -> None:
@@ -370,17 +405,37 @@ class Session:
 
     def _auth(self, element: Element) -> None:
         assert element.tree is not None
-        if element.tree.attrs.get("mechanism") != "PLAIN":
+        mechanism = element.tree.attrs.get("mechanism")
+        if mechanism == "EXTERNAL" and self._certificate is not None:
+            self._mechanism = mechanism
+        elif mechanism != "PLAIN":
             self._fail("invalid-mechanism")
-        elif element.tree.text.strip():
-            self._check(element.tree.text)
+            return
+        else:
+            self._mechanism = mechanism
+        if element.tree.text.strip():
+            self._respond(element.tree.text)
         else:
             self._write(wire.CHALLENGE)
             self.state = SASL
 
     def _response(self, element: Element) -> None:
         assert element.tree is not None
-        self._check(element.tree.text)
+        self._respond(element.tree.text)
+
+    def _respond(self, text: str) -> None:
+        if self._mechanism == "EXTERNAL":
+            self._external(text)
+        else:
+            self._check(text)
+
+    def _external(self, text: str) -> None:
+        """EXTERNAL's message is the authzid: only the empty one ('=' or nothing) is accepted."""
+        if text.strip() not in ("", "="):
+            self._fail("invalid-authzid")
+            return
+        assert self._certificate is not None
+        self._succeed(self._certificate)
 
     def _sasl_abort(self, element: Element) -> None:
         self._fail("aborted")

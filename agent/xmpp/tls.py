@@ -3,6 +3,9 @@
 :func:`ensure_tls_files` creates a self-signed certificate at first start and reuses it later;
 :class:`ServerTls` turns a certificate and key into the server side of a TLS connection
 (TLS 1.2 minimum, ALPN ``xmpp-client`` when offered, no alert when only others are offered).
+The server asks for a client certificate without requiring one; whether it is trusted is
+decided later against the migration trust store (migration.md §4.1).
+:func:`peer_certificate_der` reads the other end's certificate from a TLS transport.
 """
 
 from __future__ import annotations
@@ -115,8 +118,32 @@ class ServerTls:
         context.use_privatekey_file(str(material.key_path))
         context.check_privatekey()
         context.set_alpn_select_callback(_select_alpn)
+        # Ask for a client certificate without requiring one (migration §4.1, M36).
+        context.set_verify(SSL.VERIFY_PEER, _accept_any)
+        context.set_session_id(b"ldmx-xmpp")
         self._context = context
 
     def serverConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:  # noqa: N802
         """Twisted's hook: a fresh server connection for one TLS session."""
         return SSL.Connection(self._context, None)
+
+
+def peer_certificate_der(transport: object) -> bytes | None:
+    """The DER certificate the other end presented on a TLS transport, or None."""
+    getter = getattr(transport, "getPeerCertificate", None)
+    if getter is None:
+        return None
+    try:
+        cert = getter()
+    except Exception:  # noqa: BLE001 - no TLS, or no handshake yet: no certificate
+        return None
+    if cert is None:
+        return None
+    return cert.to_cryptography().public_bytes(serialization.Encoding.DER)
+
+
+def _accept_any(connection: SSL.Connection, cert: object, errno: int, depth: int,
+                ok: int) -> bool:
+    # A client certificate is asked for but never judged here: the front door checks it
+    # against the migration trust store after the handshake (SASL EXTERNAL, migration §4.1).
+    return True

@@ -12,12 +12,18 @@ STREAMS_NS = "urn:ietf:params:xml:ns:xmpp-streams"
 STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 _MECHANISMS = f"<mechanisms xmlns='{SASL_NS}'><mechanism>PLAIN</mechanism></mechanisms>"
+_MECHANISMS_EXTERNAL = (f"<mechanisms xmlns='{SASL_NS}'><mechanism>PLAIN</mechanism>"
+                        f"<mechanism>EXTERNAL</mechanism></mechanisms>")
 _BIND = f"<bind xmlns='{BIND_NS}'/>"
 
 FEATURES_PRE_TLS = (
     f"<stream:features><starttls xmlns='{TLS_NS}'><required/></starttls></stream:features>"
 ).encode()
 FEATURES_REMOTE = f"<stream:features>{_MECHANISMS}</stream:features>".encode()
+# A remote client whose certificate is in the migration trust store (migration.md §4.1).
+FEATURES_REMOTE_EXTERNAL = f"<stream:features>{_MECHANISMS_EXTERNAL}</stream:features>".encode()
+FEATURES_LOCAL_EXTERNAL = (
+    f"<stream:features>{_MECHANISMS_EXTERNAL}{_BIND}</stream:features>".encode())
 FEATURES_LOCAL = f"<stream:features>{_MECHANISMS}{_BIND}</stream:features>".encode()
 FEATURES_BOUND = f"<stream:features>{_BIND}</stream:features>".encode()
 

@@ -15,7 +15,7 @@ from twisted.internet import defer
 from agent.actions.dispatch import Options, run_command
 from agent.actions.handlers.pending import HANDLERS as PENDING
 from agent.actions.table import INTERNAL_ACTIONS
-from agent.auth.identity import WRITE
+from agent.auth.identity import MIGRATION_PEER, WRITE
 from agent.migration import control
 from agent.migration.request import parse_migrate_data
 from agent.xmlapi import messages
@@ -111,7 +111,7 @@ def cancel_operation(ctx, cmd: Command, opts: Options):
 def _internal(cmd: Command, session):
     """One control message from a source agent (migration.md §2.14, §4.3)."""
     identity = session.identity
-    if not (identity.may(WRITE) or identity.name.startswith("migration/")):
+    if not (identity.may(WRITE) or identity.authorization == MIGRATION_PEER):
         return CommandResult(cmd, error=messages.not_authorized(cmd.action, WRITE))
     migrations = _migrations(session)
     if migrations is None:
