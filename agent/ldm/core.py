@@ -23,6 +23,7 @@ from agent.ldm.model import (
     FACTORY_DEFAULT,
     Binding,
     Domain,
+    MemBlock,
     Meta,
     Resources,
     SpConfig,
@@ -34,6 +35,7 @@ from agent.ldm.platform import Platform, platform_from_doc
 from agent.ldm.ports import Clock, GuestPort, RowKey, StatePort
 from agent.ldm.serial import domain_from_row, domain_to_row, meta_from_row, meta_to_row
 
+SCRUB_RATE = int(1.2 * (1 << 30))  # scrub_rate = 1.2G/s, bytes per second (migration.md App. B)
 PLATFORM_ROW: RowKey = ("platform", "host")
 META_ROW: RowKey = ("meta", "host")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
@@ -69,6 +71,11 @@ class ManagerCore:
         self.domains: dict[str, Domain] = {}
         self.meta = Meta()
         self._txn: _Txn | None = None
+        # Memory being zero-filled before it returns to the free pool (§10.11): each block
+        # with the clock time its scrub ends. Neither free nor owned until then. Kept in
+        # memory only: after an agent restart the scrub counts as finished.
+        self.scrub_rate = SCRUB_RATE
+        self._scrubbing: list[tuple[MemBlock, float]] = []
         rows = store.load()
         if rows:
             self._load(rows)
@@ -152,6 +159,7 @@ class ManagerCore:
         assert txn is not None
         if not txn.domains and txn.meta is None:
             return
+        self._sync_switch_tables()
         meta = self._edit_meta()
         meta.serial += 1
         # The SP keeps an autosave copy of the configuration in use, updated on each change.
@@ -207,6 +215,41 @@ class ManagerCore:
         if txn.meta is None:
             txn.meta = copy.deepcopy(self.meta)
         return self.meta
+
+    # -- switch MAC tables and scrubbing ------------------------------------------------
+
+    def _switch_tables(self) -> dict[str, list[str]]:
+        """Each switch's MAC table as the current domains make it (see :class:`Vsw`)."""
+        tables: dict[str, list[str]] = {n: [] for d in self.domains.values() for n in d.vsws}
+        for dom in self.domains.values():
+            if dom.binding is None or dom.migration_flag == "t":
+                continue  # unbound, or a migration target not yet announced (§10.9)
+            for net in dom.vnets.values():
+                if net.service in tables:
+                    tables[net.service].append(net.mac)
+        return {name: sorted(macs) for name, macs in tables.items()}
+
+    def _sync_switch_tables(self) -> None:
+        # Runs at each commit, so bind, unbind, removal and a commit's flag change all update
+        # the tables in the same transaction as the change that caused them.
+        tables = self._switch_tables()
+        for dom in list(self.domains.values()):
+            for name, vsw in dom.vsws.items():
+                if vsw.macs != tables[name]:
+                    self._edit(dom.name).vsws[name].macs = tables[name]
+
+    def scrubbing(self) -> list[MemBlock]:
+        """Memory blocks still being scrubbed at the clock's current time (§10.11)."""
+        now = self.clock()
+        self._scrubbing = [(b, end) for b, end in self._scrubbing if end > now]
+        return [b for b, _ in self._scrubbing]
+
+    def _scrub(self, blocks: list[MemBlock]) -> None:
+        """Start zero-filling ``blocks`` at ``scrub_rate``, after any scrub already running."""
+        end = max([self.clock(), *(e for _, e in self._scrubbing)])
+        for block in sorted(blocks, key=lambda b: b.pa):
+            end += block.size / self.scrub_rate
+            self._scrubbing.append((MemBlock(block.ra, block.pa, block.size), end))
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -293,6 +336,7 @@ class ManagerCore:
             if dom.binding.console_port is not None:
                 key = (dom.binding.console_service or "", dom.binding.console_port)
                 usage.ports[key] = self._group(dom)
+        usage.memory.extend(self.scrubbing())  # not free until zero-filled (§10.11)
         return usage
 
     @staticmethod

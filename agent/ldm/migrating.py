@@ -63,13 +63,19 @@ class Migrating(Lifecycle):
             return Outcome()
 
     def evict_domain(self, name: str) -> Outcome:
-        """Remove a domain in any state, releasing its bindings (the guest is the caller's)."""
+        """Remove a domain in any state, releasing its bindings (the guest is the caller's).
+
+        Its memory is scrubbed before it is free again (§10.11): the source copy after a
+        success and the target domain after an abort both leave through here.
+        """
         with self.transaction():
             dom = self._get(name)
             if dom.is_control:
                 raise LdmError(f"The control domain {name} cannot be migrated")
+            blocks = list(dom.binding.memory) if dom.binding else []
             self._delete(name)
-            return Outcome()
+        self._scrub(blocks)
+        return Outcome()
 
     def set_suspended(self, name: str, suspended: bool) -> Outcome:
         """active ↔ suspended (phase 4 of a live migration and its ambiguous window)."""

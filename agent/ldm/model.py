@@ -71,7 +71,13 @@ class Vds:
 
 @dataclass
 class Vsw:
-    """A virtual switch."""
+    """A virtual switch; ``macs`` is its MAC table (migration.md §1.7, §10.9).
+
+    The manager keeps the table itself: it holds the MAC of every network device on the
+    switch whose domain is bound, active or suspended, except a migration's target domain
+    before its commit (its addresses are announced when it resumes). So the table changes at
+    bind, unbind, removal and at a migration's commit.
+    """
 
     name: str
     mac: str
@@ -84,6 +90,7 @@ class Vsw:
     pvid: int = 1
     mtu: int = 1500
     vid: list[int] = field(default_factory=list)
+    macs: list[str] = field(default_factory=list)
 
 
 @dataclass

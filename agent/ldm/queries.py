@@ -382,6 +382,8 @@ class Queries(ManagerCore):
                 used.append(blk)
                 if include_bound:
                     rows.append((blk.pa, blk.size, d.name))
+        # Memory under scrub is neither free nor owned: it is not listed at all (§10.11).
+        used += self.scrubbing()
         rows += [(r.pa, r.size, "") for r in free_memory(self.platform, used)]
         return [DeviceItem("memory", (("pa", pa), ("size", size), ("bound", who)))
                 for pa, size, who in sorted(rows)]

@@ -68,7 +68,8 @@ class Migrations:
         self.data_port = None
         self.outgoing: dict[str, SourceRun] = {}  # by source domain
         self.incoming: dict[str, TargetRun] = {}  # by migration id
-        self.finished: dict[str, list[tuple[str, str]]] = {}  # domain → final listing keys
+        # domain → (its UUID, the final listing keys): the final MIGRATION block (§7.3, M88).
+        self.finished: dict[str, tuple[str, list[tuple[str, str]]]] = {}
 
     # -- wiring ---------------------------------------------------------------------------
     def attach_data_port(self, port) -> None:
@@ -242,10 +243,29 @@ class Migrations:
                 del self.outgoing[run.domain]
             # A dry run leaves no trace on either machine (M2): no final block to list.
             if not run.data.get("dry_run"):
-                self.finished[run.domain] = run.progress.listing()
+                self._keep_block(run.record, run.domain, run.progress.listing())
         else:
             if run.progress is not None:
-                self.finished[run.tdomain] = run.progress.listing()
+                self._keep_block(run.record, run.tdomain, run.progress.listing())
+
+    def _keep_block(self, record: Record, domain: str, block: list[tuple[str, str]]) -> None:
+        """Keep the final MIGRATION block of ``domain`` until its next migration or its removal
+        (§7.3, M88): in memory, and in the record so that it survives an agent restart."""
+        uuid_ = record.data.get("uuid", "")
+        self.finished[domain] = (uuid_, block)
+        try:
+            self.journal.advance(record, record.state, final_block=[list(kv) for kv in block],
+                                 ended_at=time.time())
+        except JournalError as error:
+            log.info("final block of {mid} not stored: {error}", mid=record.id, error=error)
+
+    def _load_blocks(self) -> None:
+        """The final blocks of ended migrations, latest per domain (at start)."""
+        ended = [r for r in self.journal.all_records() if r.final and r.data.get("final_block")]
+        for record in sorted(ended, key=lambda r: r.data.get("ended_at", 0)):
+            domain = record.data.get("domain" if record.role == SOURCE else "tdomain", "")
+            self.finished[domain] = (record.data.get("uuid", ""),
+                                     [tuple(kv) for kv in record.data["final_block"]])
 
     def listing(self, domain: str) -> list[tuple[str, str]] | None:
         """The list-domain migration keys of ``domain`` (§7.4), or None."""
@@ -256,7 +276,17 @@ class Migrations:
             if trun.tdomain == domain and trun.progress is not None and \
                     target.state_name(trun.machine) not in ("committed", "aborted"):
                 return trun.progress.listing()
-        return self.finished.get(domain)
+        kept = self.finished.get(domain)
+        if kept is None:
+            return None
+        # The block belongs to the domain that migrated: once it is removed (a later domain of
+        # the same name has another UUID, or none exists), the block is gone too (M88).
+        try:
+            if self.manager.summary(domain).uuid != kept[0]:
+                return None
+        except LdmError:
+            return None
+        return kept[1]
 
     # -- shared domain operations ---------------------------------------------------------
     def guest_shape(self, domain: str) -> dict:
@@ -305,6 +335,7 @@ class Migrations:
 
     # -- restart (§9.2, §9.3) -------------------------------------------------------------
     def recover(self) -> None:
+        self._load_blocks()
         for record in self.journal.open_records(TARGET):
             self._recover_target(record)
         for record in self.journal.open_records(SOURCE):

@@ -175,6 +175,7 @@ def describe_target(manager: "Manager", *, rules: CpuRules = DEFAULT_RULES) -> d
     used_strands = {s for d in doms.values() if d.binding for s in d.binding.strands}
     used_mau = {u for d in doms.values() if d.binding for u in d.binding.mau}
     used_memory = [b for d in doms.values() if d.binding for b in d.binding.memory]
+    used_memory += manager.scrubbing()  # memory under scrub is not free (§10.11)
     primary = doms.get(CONTROL_DOMAIN)
     return {
         "host": describe_host(manager, "", "", rules=rules),
