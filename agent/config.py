@@ -34,6 +34,7 @@ TOML; every key is optional::
     migration_max_concurrent = 1           # migrations per machine, 1 to 4
     migration_keepalive_interval = 5.0     # seconds between control-channel keepalives
     migration_keepalive_count = 3          # silent intervals before the peer is lost
+    scrub_rate = "1.2G"                    # bytes per second the simulated scrub zero-fills
 
     [logging]
     format = "text"                        # or "json" (one JSON object per line)
@@ -47,6 +48,7 @@ Every ``ldmx-agent`` option (except ``--config`` itself) has its key in the file
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -103,6 +105,7 @@ class AgentConfig:
     migration_max_concurrent: int = 1
     migration_keepalive_interval: float = 5.0
     migration_keepalive_count: int = 3
+    scrub_rate: int = int(1.2 * (1 << 30))  # bytes/s (migration.md §10.11, Appendix B)
 
     @property
     def socket(self) -> Path:
@@ -235,4 +238,15 @@ def _migration(section: dict) -> dict:
             raise ConfigError(f"migration.migration_keepalive_interval: expected a positive "
                               f"number of seconds, got {value!r}")
         values["migration_keepalive_interval"] = float(value)
+    if "scrub_rate" in section:
+        values["scrub_rate"] = _rate(section["scrub_rate"], "migration.scrub_rate")
     return values
+
+
+def _rate(value: object, key: str) -> int:
+    """Bytes per second from an integer or a size with an optional decimal (``1.2G``, ``64M/s``)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)(?:/s)?", str(value).strip(), re.I)
+    if isinstance(value, bool) or match is None or float(match.group(1)) <= 0:
+        raise ConfigError(f"{key}: expected a positive rate such as 1.2G, got {value!r}")
+    return int(float(match.group(1)) * units[match.group(2).upper()])

@@ -61,7 +61,8 @@ class GuestStatus:
     heartbeat lives in guest memory and travels with it. ``corruption`` says what the
     guest found wrong when ``corrupt`` is true. ``resume_pause_ms`` is the same measure
     for the gap across the latest resume only (a pause, or a migration's switch-over seen
-    from the target), unpolluted by earlier stalls.
+    from the target), unpolluted by earlier stalls. ``tod_offset_ns`` is the guest's time of
+    day minus the host's, which a migration preserves (§10.8).
     """
 
     name: str
@@ -74,6 +75,7 @@ class GuestStatus:
     corruption: str = ""
     heartbeats: int = 0
     resume_pause_ms: float = 0.0
+    tod_offset_ns: int = 0  # the guest's time of day minus the host's (§10.8); 0 when stopped
 
 
 class Hypervisor(Protocol):

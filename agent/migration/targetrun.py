@@ -242,10 +242,11 @@ class TargetRun:
             self.resume_error = str(error)
             raise
         self.svc.set_flag(self.tdomain, "")
-        self.svc.domain_event("migrate-domain", self.tdomain)
 
     def report(self, phase: int, percent: int, status: str) -> None:
         if self.progress is None:
+            if status == "done":  # a commit completed at restart: no series to end
+                self.svc.domain_event("migrate-domain", self.tdomain)
             return
         if status == "ongoing":
             if not self.progress.started:
@@ -258,6 +259,9 @@ class TargetRun:
                 self._ticker.stop()
                 self._ticker = None
             self.progress.final(status == "done", "completed" if status == "done" else "aborted")
+            if status == "done":
+                # The record has just become committed: the one domain event (§7.5, M86).
+                self.svc.domain_event("migrate-domain", self.tdomain)
             self.svc.ended(self)
 
     def fault(self, point: str) -> None:
