@@ -76,6 +76,8 @@ class ManagerCore:
         # memory only: after an agent restart the scrub counts as finished.
         self.scrub_rate = SCRUB_RATE
         self._scrubbing: list[tuple[MemBlock, float]] = []
+        # Names kept for incoming migrations (§6.13), each with the text add-domain answers.
+        self.reserved_names: dict[str, str] = {}
         rows = store.load()
         if rows:
             self._load(rows)

@@ -67,6 +67,8 @@ class Lifecycle(ManagerCore):
             self._check_name(name)
             if name in self.domains:
                 raise LdmError(f"Domain {name} already exists")
+            if name in self.reserved_names:
+                raise LdmError(self.reserved_names[name])
             primary = self.domains.get(CONTROL_DOMAIN)
             if primary is not None and primary.pending is not None:
                 raise LdmError(

@@ -62,6 +62,15 @@ class Migrating(Lifecycle):
                 dom.state = BOUND
             return Outcome()
 
+    def reserve_name(self, name: str, refusal: str) -> None:
+        """Keep ``name`` for an incoming migration: a local add-domain of it is refused with
+        ``refusal`` until :meth:`release_name` (§6.13). Not stored: a restart aborts the
+        migration that held it."""
+        self.reserved_names[name] = refusal
+
+    def release_name(self, name: str) -> None:
+        self.reserved_names.pop(name, None)
+
     def evict_domain(self, name: str) -> Outcome:
         """Remove a domain in any state, releasing its bindings (the guest is the caller's).
 

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 
 from agent.hypervisor.base import PAGE_SIZE, GuestSpec
 from agent.ldm import LdmError
-from agent.migration import control, target
+from agent.migration import control, messages, target
 from agent.migration.faults import DROP, HOLD, HOLD_S
 from agent.migration.journal import Record
 from agent.migration.keepalive import Keepalive, watch
@@ -86,6 +86,7 @@ class TargetRun:
         self.downtime: float | None = None  # ms, measured by the guest at its resume
         self._ticker = None  # the once-a-second progress LoopingCall while the run is open
         self._keepalive = None  # the keepalive watch on the source's control session (§9.1)
+        self.reserved = ""  # the target name this run keeps from add-domain (§6.13)
         if session is not None:
             self._watch_source()
 
@@ -95,6 +96,7 @@ class TargetRun:
         mid = self.record.id
         if message == "mig-check":
             results = self.svc.target_checks(body)
+            self._reserve_name(body.get("request") or {}, results)
             return control.answer(mid, {"results": results})
         if message == "mig-prepare":
             return self._prepare(body)
@@ -112,6 +114,21 @@ class TargetRun:
             self.svc.journal.advance(self.record, self.record.state, released=True)
             return control.answer(mid, {})
         return control.refusal([f"Unexpected control message {message}"])
+
+    def _reserve_name(self, request: dict, results: list[dict]) -> None:
+        """A real run whose target checks passed keeps its target name until it ends (§6.13)."""
+        force = bool(request.get("force"))
+        failed = any(r["result"] == "fail" and not (force and r["overridable"]) for r in results)
+        name = request.get("target-name") or ""
+        if name and not failed and not request.get("dry-run") and \
+                target.state_name(self.machine) == "greeted":
+            self.reserved = name
+            self.svc.manager.reserve_name(name, messages.name_reserved(name))
+
+    def _release_name(self) -> None:
+        if self.reserved:
+            self.svc.manager.release_name(self.reserved)
+            self.reserved = ""
 
     def _prepare(self, body: dict):
         if target.state_name(self.machine) != "greeted":
@@ -222,6 +239,7 @@ class TargetRun:
 
     # -- TargetEffects ------------------------------------------------------------------------
     def destroy_domain(self) -> None:
+        self._release_name()
         if self.svc.data_port is not None:
             self.svc.data_port.tokens.revoke(self.record.id)
         self.svc.remove_domain(self.tdomain, live=True)
@@ -244,6 +262,8 @@ class TargetRun:
         self.svc.set_flag(self.tdomain, "")
 
     def report(self, phase: int, percent: int, status: str) -> None:
+        if status != "ongoing":
+            self._release_name()  # the operation has ended
         if self.progress is None:
             if status == "done":  # a commit completed at restart: no series to end
                 self.svc.domain_event("migrate-domain", self.tdomain)
