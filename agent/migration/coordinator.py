@@ -200,6 +200,10 @@ class Migrations:
         for name in self.manager.domain_names():
             summary = self.manager.summary(name)
             if summary.uuid == wanted:
+                if body.get("forced") and summary.state in ("active", "suspended"):
+                    log.critical("domain {name} with UUID {uuid} runs here, but its source "
+                                 "restored it by a forced cancel (split brain)", name=name,
+                                 uuid=wanted)
                 return control.answer(mid, {"answer": "unknown", "domain-state": summary.state})
         return control.answer(mid, {"answer": "unknown", "domain-state": None})
 
@@ -340,6 +344,12 @@ class Migrations:
             self._recover_target(record)
         for record in self.journal.open_records(SOURCE):
             self._recover_source(record)
+        for record in self.journal.all_records():
+            if record.role == SOURCE and record.state == "forced" and \
+                    not record.data.get("confirmed"):
+                # A forced recovery not yet confirmed goes on asking the target (§9.4).
+                SourceRun(self, record, live=record.data.get("state") == "active") \
+                    .confirm_forced()
 
     def _recover_target(self, record: Record) -> None:
         run = TargetRun(self, record)

@@ -403,3 +403,16 @@ def auth_failed(host: str) -> str:
 
 def lost(host: str) -> str:
     return f"Lost connection to the Logical Domains Manager on target machine {host}"
+
+
+# -- split brain (§9.4) -----------------------------------------------------------------------
+
+def split_brain(ldom: str, host: str, tldom: str) -> str:
+    return (f"Domain {ldom} was restored on this machine by a forced cancel, but target machine "
+            f"{host} reports that domain {tldom} also resumed there")
+
+
+def split_brain_target(tldom: str, peer: str, ldom: str) -> str:
+    # Ours, the target's view of the same fact (§9.4: both agents log it at critical).
+    return (f"Domain {tldom} resumed on this machine, but source machine {peer} restored "
+            f"domain {ldom} by a forced cancel")

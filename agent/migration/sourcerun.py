@@ -16,7 +16,7 @@ from dataclasses import replace
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from agent.migration import control, phase1, source
+from agent.migration import control, messages, phase1, source
 from agent.migration.channel import connect as data_connect
 from agent.migration import precopy
 from agent.migration.dataplane import COMPRESSION_NONE, SourceEngine, StopSignal, TransferOptions
@@ -297,6 +297,8 @@ class SourceRun:
         self._answer(ok, lines)
         if self.conn is not None and outcome not in ("completed",):
             self._close_channel()
+        if outcome == "forced":
+            self.confirm_forced()  # until the target answers (§9.4)
 
     def _answer(self, ok: bool, lines: list[str]) -> None:
         if self._answered:
@@ -338,31 +340,66 @@ class SourceRun:
             f"The outcome is not known yet; it will be settled automatically when {self.host} "
             f"can be reached"])
 
-    def _attempt(self, index: int, reschedule: bool = True) -> None:
-        if source.state_name(self.machine) != "unresolved":
-            self._resolving = False
-            return
+    def _ask_outcome(self, forced: bool = False) -> defer.Deferred:
+        """One ``mig-outcome`` on a new session with the resolution token (§4.2); fires with
+        the decoded reply. ``forced`` tells the target the source copy was restored (§9.4)."""
         token = self.svc.journal.load_token(self.record.id) or ""
         d = open_control(self.svc.reactor, self.host, self.data["port"],
                          f"migration/{self.record.id}", token, timeout=10.0)
+        body = {"uuid": self.data.get("uuid"), **({"forced": True} if forced else {})}
 
         def ask(conn):
-            q = conn.request(control.encode_request("mig-outcome", self.record.id,
-                                                     {"uuid": self.data.get("uuid")}))
+            q = conn.request(control.encode_request("mig-outcome", self.record.id, body))
             q.addTimeout(10.0, self.svc.reactor)
             q.addBoth(lambda r: (conn.close(), r)[1])
             return q
 
-        def answered(document):
-            answer = settle(control.decode_reply(document))
+        return d.addCallback(ask).addCallback(control.decode_reply)
+
+    def _attempt(self, index: int, reschedule: bool = True) -> None:
+        if source.state_name(self.machine) != "unresolved":
+            self._resolving = False
+            return
+
+        def answered(reply):
+            answer = settle(reply)
             if answer is not None and source.state_name(self.machine) == "unresolved":
                 self._resolving = False
                 self.machine.outcome(answer)
             elif answer is None:
                 self._no_answer(index, reschedule)
 
-        d.addCallback(ask)
-        d.addCallbacks(answered, lambda f: self._no_answer(index, reschedule))
+        self._ask_outcome().addCallbacks(answered, lambda f: self._no_answer(index, reschedule))
+
+    # -- after a forced recovery (§9.4) -----------------------------------------------------
+    def confirm_forced(self, index: int = 0) -> None:
+        """Keep asking the target, on the §9.3 schedule, whether the forced choice was right."""
+
+        def answered(reply):
+            verdict = forced_verdict(reply)
+            if verdict == "split-brain":
+                self._split_brain()
+            elif verdict == "confirmed":
+                self.svc.journal.advance(self.record, "forced", confirmed=True)
+                log.info("forced recovery of migration {mid} confirmed by {host}",
+                         mid=self.record.id, host=self.host)
+            else:
+                retry(None)
+
+        def retry(_):
+            delay = (1, 2, 4, 8, 16, 30)[min(index, 5)] * self.svc.resolve_scale
+            self.svc.reactor.callLater(delay, self.confirm_forced, index + 1)
+
+        self._ask_outcome(forced=True).addCallbacks(answered, retry)
+
+    def _split_brain(self) -> None:
+        """Both copies ran (I1 broken by the operator's force): record, log, report (§9.4).
+        Neither copy is stopped: the operator decides."""
+        line = messages.split_brain(self.domain, self.host, self.data["tdomain"])
+        log.critical("{line}", line=line)
+        self.svc.journal.advance(self.record, "split-brain", outcome="split-brain", error=line)
+        self.progress.final(False, "split-brain", line)  # the one extra final event (§7.5)
+        self.svc.ended(self)
 
     def _no_answer(self, index: int, reschedule: bool) -> None:
         waiters, self._resolve_waiters = self._resolve_waiters, []
@@ -396,6 +433,19 @@ def settle(reply: control.Reply) -> str | None:
     if answer == "unknown":
         log.critical("outcome of migration unknown and the target holds the domain {state}; "
                      "operator action needed", state=state)
+    return None
+
+
+def forced_verdict(reply: control.Reply) -> str | None:
+    """§9.4: after a forced recovery, what a ``mig-outcome`` answer means: ``split-brain`` (the
+    target's copy runs too), ``confirmed`` (the forced choice was right), or None (ask again)."""
+    if not reply.ok:
+        return None
+    answer, state = reply.body.get("answer"), reply.body.get("domain-state")
+    if answer == "committed" or (answer == "unknown" and state in ("active", "suspended")):
+        return "split-brain"
+    if answer in ("aborted", "unknown"):
+        return "confirmed"
     return None
 
 

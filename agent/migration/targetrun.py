@@ -109,7 +109,13 @@ class TargetRun:
         if message == "mig-abort":
             return control.answer(mid, {"answer": self.machine.abort()})
         if message == "mig-outcome":
-            return control.answer(mid, {"answer": self.machine.outcome()})
+            answer = self.machine.outcome()
+            if body.get("forced") and answer == target.COMMITTED:
+                # The source restored its copy by force while ours runs: a split brain (§9.4).
+                log.critical("{line}", line=messages.split_brain_target(
+                    self.tdomain, self.record.data.get("peer", ""),
+                    self.record.data.get("peer_ldom", "")))
+            return control.answer(mid, {"answer": answer})
         if message == "mig-release":
             self.svc.journal.advance(self.record, self.record.state, released=True)
             return control.answer(mid, {})

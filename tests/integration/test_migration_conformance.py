@@ -226,3 +226,45 @@ def test_cancel_in_phase_3_restores_exactly_and_the_target_scrubs_before_freeing
         assert wait_for(lambda: free_memory(src) == source_free + 64 * M, timeout=15)
         moved = dst.domains()["ldg1"]
         assert moved["status"] == "done" and moved["migration-id"] != failed["migration-id"]
+
+
+def test_a_forced_cancel_followed_by_committed_is_reported_as_a_split_brain(tmp_path):
+    """§9.4, M95, F34: the target crashes after writing committed (its guest runs on); the
+    operator forces the source domain back; when the target's agent returns, the source's
+    background mig-outcome gets committed. Both agents log it at critical, the source sends
+    the extra final progress event with outcome split-brain and keeps it as the domain's
+    block; neither copy is stopped by an agent."""
+    crash = {"LDMX_MIGRATION_FAULTS": "target-committed=crash"}
+    with two_hosts(tmp_path, target_env=crash) as (src, dst):
+        ok(src, docs.add_domain("ldg1"))
+        for doc in (docs.set_quantity("add-vcpu", "ldg1", "cpu", "2"),
+                    docs.set_quantity("add-memory", "ldg1", "memory", "64M"),
+                    docs.simple("bind-domain", "ldg1"), docs.simple("start-domain", "ldg1")):
+            ok(src, doc)
+        thread, box, conn = migrate_in_background(
+            src, docs.migrate("ldg1", dst.target, USER, PASSWORD))
+        assert wait_for(lambda: dst.agent.proc.poll() is not None, timeout=30)
+        assert wait_for(lambda: src.domains()["ldg1"]["flags"] == "-n---e", timeout=15)
+        forced = src.request(docs.cancel("ldg1", force=True))
+        assert docs.lines(forced) == [f"Warning: Domain ldg1 was restored without confirmation "
+                                      f"from target machine {dst.listen[0]}"]
+        watcher = watch(src, docs.reg_all_events())
+        dst.agent.stop()
+        dst.start(env={"LDMX_MIGRATION_FAULTS": ""})
+        assert wait_for(lambda: src.domains()["ldg1"].get("outcome") == "split-brain",
+                        timeout=60)
+        line = (f"Domain ldg1 was restored on this machine by a forced cancel, but target "
+                f"machine {dst.listen[0]} reports that domain ldg1 also resumed there")
+        assert any(line in ln and "#critical]" in ln for ln in src.agent.log().splitlines())
+        theirs = ("Domain ldg1 resumed on this machine, but source machine system1 restored "
+                  "domain ldg1 by a forced cancel")
+        assert any(theirs in ln and "#critical]" in ln for ln in dst.agent.log().splitlines())
+        final = [p for a, p in map(docs.event_props, collect(watcher))
+                 if a == "migration-process"]
+        assert final and final[-1]["outcome"] == "split-brain" and final[-1]["error"] == line
+        watcher.close()
+        # Both copies run: the agents leave the choice to the operator.
+        assert guests(src).status("ldg1").state == "running"
+        assert guests(dst).status("ldg1").state == "running"
+        thread.join(40)
+        conn.close()
