@@ -27,6 +27,7 @@ TOML; every key is optional::
 
     [guests]
     workload = "idle"                      # idle, web, db, stream or diabolical
+    os_capabilities = ["suspend", "migration-v2", "cpu-dr", "crypto-dr", "mem-dr"]
 
     [migration]                            # spec/migration.md Appendix B
     incoming_migration_enabled = true      # accept incoming migrations (mig-hello)
@@ -54,7 +55,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from agent.hypervisor.base import WORKLOADS
+from agent.hypervisor.base import OS_CAPABILITIES, WORKLOADS
 
 DEFAULT_LISTEN = ("127.0.0.1", 6482)
 DEFAULT_MIGRATION_LISTEN = ("127.0.0.1", 8101)
@@ -97,6 +98,7 @@ class AgentConfig:
     max_document_bytes: int = 1 << 20
     negotiation_timeout: float = 60.0
     guest_workload: str = "idle"
+    guest_os_capabilities: tuple[str, ...] = OS_CAPABILITIES
     log_format: str = "text"
     log_file: Path | None = None  # None: standard error
     log_level: str = "info"
@@ -211,6 +213,12 @@ def load(config_file: Path | None = None, **overrides) -> AgentConfig:
                                 ("logging.level", log_level, LOG_LEVELS)):
         if value not in allowed:
             raise ConfigError(f"{key}: expected one of {', '.join(allowed)}, got {value!r}")
+    if "os_capabilities" in guests:
+        caps = guests["os_capabilities"]
+        if not isinstance(caps, list) or not set(caps) <= set(OS_CAPABILITIES):
+            raise ConfigError(f"guests.os_capabilities: expected a list of "
+                              f"{', '.join(OS_CAPABILITIES)}, got {caps!r}")
+        cfg = replace(cfg, guest_os_capabilities=tuple(caps))
     cfg = replace(cfg, guest_workload=workload, log_format=log_format, log_level=log_level,
                   log_file=None if log_file == "-" else Path(log_file))
     return replace(cfg, **_migration(data.get("migration", {})))

@@ -34,6 +34,9 @@ STOPPED = "stopped"
 DEAD = "dead"  # the guest process vanished without being told to stop
 
 WORKLOADS = ("idle", "web", "db", "stream", "diabolical")
+# What a guest's OS can do (migration.md §1.4); a guest without migration-v2 migrates in
+# legacy mode (§1.5).
+OS_CAPABILITIES = ("suspend", "migration-v2", "cpu-dr", "crypto-dr", "mem-dr")
 
 
 class HypervisorError(Exception):
@@ -49,6 +52,7 @@ class GuestSpec:
     vcpus: int = 1
     workload: str = "idle"  # one of WORKLOADS
     page_size: int = PAGE_SIZE
+    os_capabilities: tuple[str, ...] = OS_CAPABILITIES  # what its OS reports (§1.4)
 
 
 @dataclass(frozen=True)

@@ -333,6 +333,7 @@ class ManagerCore:
             if dom.name == exclude or dom.binding is None:
                 continue
             usage.strands.update(dom.binding.strands)
+            usage.strands.update(dom.binding.reserved)
             usage.mau.update(dom.binding.mau)
             usage.memory.extend(dom.binding.memory)
             if dom.binding.console_port is not None:

@@ -263,6 +263,7 @@ class Lifecycle(ManagerCore):
                 raise LdmError(f"Could not stop domain {name}: {exc}") from exc
             dom.state = BOUND
             dom.started_at = None
+            self._end_legacy(dom)
             return Outcome([domain_event("stop-domain", name)])
 
     def panic_domain(self, name: str) -> Outcome:
@@ -278,6 +279,7 @@ class Lifecycle(ManagerCore):
             except Exception as exc:
                 raise LdmError(f"Could not panic domain {name}: {exc}") from exc
             dom.started_at = self.clock()
+            self._end_legacy(dom)  # the guest reboots
             return Outcome([domain_event("panic-domain", name)])
 
     # -- what the platform reports ------------------------------------------------------
@@ -289,6 +291,7 @@ class Lifecycle(ManagerCore):
             require_state(dom, "a halt", ACTIVE, SUSPENDED)
             dom.state = BOUND
             dom.started_at = None
+            self._end_legacy(dom)
             out = Outcome([domain_event("stop-domain", name)])
             self._fail_slaves(dom, out)
             return out
@@ -306,6 +309,7 @@ class Lifecycle(ManagerCore):
             dom = self._edit(name)
             require_state(dom, "a reboot", ACTIVE)
             dom.started_at = self.clock()
+            self._end_legacy(dom)
             if dom.pending is not None:
                 dom.binding = self._allocate(dom, dom.pending, dom.binding)
                 dom.resources = dom.pending
@@ -313,6 +317,14 @@ class Lifecycle(ManagerCore):
             out = Outcome([domain_event(action, name)])
             self._fail_slaves(dom, out)
             return out
+
+    @staticmethod
+    def _end_legacy(dom: Domain) -> None:
+        """A reboot or stop ends what a legacy-mode migration left (§6.1): the reserved
+        strands return to the pool and CPU dynamic reconfiguration works again."""
+        dom.cpu_dr_disabled = False
+        if dom.binding is not None:
+            dom.binding.reserved = []
 
     def _fail_slaves(self, master: Domain, out: Outcome) -> None:
         policy = master.failure_policy

@@ -8,11 +8,12 @@ exempt from the migration locks and emit no events (the migration layer emits
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 from agent.ldm.errors import LdmError
 from agent.ldm.events import Outcome
 from agent.ldm.lifecycle import Lifecycle, require_state
-from agent.ldm.model import ACTIVE, BOUND, INACTIVE, SUSPENDED
+from agent.ldm.model import ACTIVE, BOUND, INACTIVE, SUSPENDED, Binding
 from agent.ldm.serial import domain_from_row, domain_to_row
 
 
@@ -29,14 +30,18 @@ class Migrating(Lifecycle):
         dom.started_at = None
         dom.memdr = False
         dom.migration_flag = ""
+        dom.cpu_dr_disabled = False
         return domain_to_row(dom)
 
-    def import_domain(self, row: dict, name: str | None = None, bind: bool = False) -> Outcome:
+    def import_domain(self, row: dict, name: str | None = None, bind: bool = False,
+                      legacy: bool = False) -> Outcome:
         """Create the target domain from ``export_domain`` output, flagged ``t``.
 
         It keeps the UUID, host ID and MAC addresses; with ``bind`` it is bound at once (its
         memory gets the same real addresses, since RAs are laid out from the same base).
-        Its services are not carried over: a service domain is never migrated.
+        Its services are not carried over: a service domain is never migrated. ``legacy``
+        (a legacy-mode live migration, §1.5, §6.1) binds whole free cores: the spare strands
+        of the last core are reserved to the domain, and CPU DR stays off until it reboots.
         """
         with self.transaction():
             dom = domain_from_row(row)
@@ -58,9 +63,21 @@ class Migrating(Lifecycle):
             self._insert(dom)
             if bind:
                 self._check_backends(dom)
-                dom.binding = self._allocate(dom, dom.resources, None)
+                dom.binding = (self._allocate_legacy(dom) if legacy
+                               else self._allocate(dom, dom.resources, None))
                 dom.state = BOUND
             return Outcome()
+
+    def _allocate_legacy(self, dom) -> Binding:
+        """Whole free cores in ascending id for ``dom``'s vCPUs; the rest of the last is
+        reserved (§6.1 placement). vCPU ids keep their order; only the strands change."""
+        spc = self.platform.strands_per_core
+        cores = max(dom.resources.wcore, -(-dom.resources.vcpus // spc))
+        binding = self._allocate(dom, replace(dom.resources, wcore=cores), None)
+        vcpus = dom.resources.vcpus
+        binding.strands, binding.reserved = binding.strands[:vcpus], binding.strands[vcpus:]
+        dom.cpu_dr_disabled = True
+        return binding
 
     def reserve_name(self, name: str, refusal: str) -> None:
         """Keep ``name`` for an incoming migration: a local add-domain of it is refused with

@@ -42,13 +42,17 @@ class MemBlock:
 
 @dataclass
 class Binding:
-    """What a bound or active domain holds: strands (index = vCPU id), units, memory, console."""
+    """What a bound or active domain holds: strands (index = vCPU id), units, memory, console,
+    and strands reserved to it."""
 
     strands: list[int] = field(default_factory=list)
     mau: list[int] = field(default_factory=list)
     memory: list[MemBlock] = field(default_factory=list)
     console_port: int | None = None
     console_service: str | None = None
+    # Strands held for the domain but not given to it: the spare strands of the last core
+    # after a legacy-mode migration (``reserved:<domain>`` in migration.md §1.2, §6.1).
+    reserved: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -171,6 +175,7 @@ class Domain:
     started_at: float | None = None
     memdr: bool = False
     migration_flag: str = ""  # "s", "t" or "e" while a migration concerns the domain
+    cpu_dr_disabled: bool = False  # after a legacy-mode migration, until a reboot or stop
 
     @property
     def is_control(self) -> bool:

@@ -340,7 +340,7 @@ class Queries(ManagerCore):
         units: dict[int, str] = {}
         for d in self.domains.values():
             if d.binding:
-                strands.update((s, d.name) for s in d.binding.strands)
+                strands.update((s, d.name) for s in d.binding.strands + d.binding.reserved)
                 units.update((u, d.name) for u in d.binding.mau)
         return strands, units
 

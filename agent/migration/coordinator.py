@@ -20,7 +20,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from agent.ldm import LdmError
-from agent.migration import control, messages, phase1, source, target
+from agent.migration import control, describe, messages, phase1, source, target
 from agent.migration.channel import fingerprint
 from agent.migration.faults import Faults
 from agent.migration.request import MigrationRequest
@@ -301,8 +301,17 @@ class Migrations:
         if domain in self.hv.list():
             spec = self.hv.spec(domain)
             shape.update(memory=self.hv.map_ram(domain).nbytes,
-                         workload=spec.workload, **{"page-size": spec.page_size})
+                         workload=spec.workload, **{"page-size": spec.page_size,
+                                                    "os-capabilities": list(spec.os_capabilities)})
         return shape
+
+    def guest_facts(self, domain: str, host: dict) -> dict | None:
+        """The running guest's facts for the checks (§1.4): its OS capabilities as the
+        hypervisor reports them; None (the describe defaults) for a domain without a guest."""
+        if domain not in self.hv.list():
+            return None
+        perf = list(self.manager.constraints(domain).perf_counters)
+        return describe.running_guest(perf, host, list(self.hv.spec(domain).os_capabilities))
 
     def page_count(self, domain: str) -> int:
         return self.hv.map_ram(domain).nbytes // self.hv.page_size

@@ -108,15 +108,22 @@ def _guest_facts(desc: dict, host: dict, guest: dict | None, running: bool) -> d
                 "api-groups": [list(g) for g in guest.get("api-groups", [])]}
     if not running:
         return {"softstate": "", "os-capabilities": [], "api-groups": []}
+    return running_guest(desc["perf-counters"], host)
+
+
+def running_guest(perf_counters: list[str], host: dict,
+                  capabilities: list[str] | None = None) -> dict:
+    """The facts of a guest running Solaris: ``capabilities`` (default: all of them), and the
+    performance-counter API groups its ``perf-counters`` need, where ``host`` offers them."""
     wanted = []
-    if "global" in desc["perf-counters"]:
+    if "global" in perf_counters:
         wanted.append(versions.GLOBAL_COUNTERS)
-    if {"strand", "htstrand"} & set(desc["perf-counters"]):
+    if {"strand", "htstrand"} & set(perf_counters):
         wanted.append(versions.STRAND_COUNTERS)
     groups = [[g, "1.0"] for g in wanted
               if versions.api_supported(host.get("hv-api-groups", []), g, "1.0")]
-    return {"softstate": SOLARIS_RUNNING, "os-capabilities": list(ALL_CAPABILITIES),
-            "api-groups": groups}
+    caps = list(ALL_CAPABILITIES) if capabilities is None else sorted(capabilities)
+    return {"softstate": SOLARIS_RUNNING, "os-capabilities": caps, "api-groups": groups}
 
 
 def _io(manager, names: list[str]) -> dict:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from agent.migration import control, messages, phase1, source
+from agent.migration import checks, control, messages, phase1, source
 from agent.migration.channel import connect as data_connect
 from agent.migration import precopy
 from agent.migration.dataplane import COMPRESSION_NONE, SourceEngine, StopSignal, TransferOptions
@@ -120,11 +120,14 @@ class SourceRun:
                     "agent-version": local["agent-version"],
                     "dry-run": bool(self.data.get("dry_run"))}
         if message == "mig-check":
-            return {"description": phase1.description(self.svc.manager, self.domain,
-                                                      self.svc.host_facts()),
+            local = self.svc.host_facts()
+            return {"description": phase1.description(self.svc.manager, self.domain, local,
+                                                      self.svc.guest_facts(self.domain, local)),
                     "request": self.data["view"]}
         if message == "mig-prepare":
+            guest = self.svc.guest_facts(self.domain, self.svc.host_facts())
             return {"domain": self.svc.manager.export_domain(self.domain),
+                    "legacy": bool(self.core.live and guest and checks.legacy_mode(guest)),
                     "tdomain": self.data["tdomain"], "source-ldom": self.domain,
                     "source-host": self.svc.server_name,
                     "state": self.data["state"], "guest": self.svc.guest_shape(self.domain),
@@ -167,8 +170,9 @@ class SourceRun:
         if lines:
             return m.failed(lines)
         # Before the flag: K03 must see the domain as it was when the request came (§6.16).
-        self.source_results = phase1.source_results(self.svc.manager, self.domain, self.request,
-                                                    target_host)
+        self.source_results = phase1.source_results(
+            self.svc.manager, self.domain, self.request, target_host,
+            self.svc.guest_facts(self.domain, local))
         m.hello_answered(reply.body)
         force, dry = bool(self.data.get("force")), bool(self.data.get("dry_run"))
         if not dry and phase1.failed(self.source_results, force):

@@ -14,7 +14,7 @@ import time
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from agent.hypervisor.base import PAGE_SIZE, GuestSpec
+from agent.hypervisor.base import OS_CAPABILITIES, PAGE_SIZE, GuestSpec
 from agent.ldm import LdmError
 from agent.migration import control, messages, target
 from agent.migration.faults import DROP, HOLD, HOLD_S
@@ -33,7 +33,8 @@ def guest_spec(name: str, shape: dict) -> GuestSpec:
     size, vCPUs, workload and page size; an older source sends no workload or page size."""
     return GuestSpec(name, int(shape["memory"]), int(shape["vcpus"]),
                      workload=shape.get("workload", "idle"),
-                     page_size=int(shape.get("page-size", PAGE_SIZE)))
+                     page_size=int(shape.get("page-size", PAGE_SIZE)),
+                     os_capabilities=tuple(shape.get("os-capabilities", OS_CAPABILITIES)))
 
 
 def guest_downtime(hv, name: str, beats_before: int | None,
@@ -145,7 +146,8 @@ class TargetRun:
                                  uuid=row.get("uuid"), peer_ldom=body.get("source-ldom", ""))
         self.core.live = state == "active"
         try:
-            self.svc.manager.import_domain(row, self.tdomain, bind=state != "inactive")
+            self.svc.manager.import_domain(row, self.tdomain, bind=state != "inactive",
+                                           legacy=self.core.live and bool(body.get("legacy")))
         except LdmError as error:
             return control.refusal([str(error)])
         reply: dict = {}

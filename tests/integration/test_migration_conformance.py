@@ -268,3 +268,33 @@ def test_a_forced_cancel_followed_by_committed_is_reported_as_a_split_brain(tmp_
         assert guests(dst).status("ldg1").state == "running"
         thread.join(40)
         conn.close()
+
+
+def test_a_legacy_mode_migration_reserves_the_spare_strands_and_disables_cpu_dr(tmp_path):
+    """M60, §1.5, §6.1: system1's guests run an OS without migration-v2, so ldg1 (5 vCPUs)
+    migrates in legacy mode: on system2 it takes the first whole free core (core 2, strands
+    16-23; the control domain holds cores 0 and 1), strands 21-23 are reserved (not free),
+    add-vcpu fails with the disabled line; after a stop the reservation is gone and CPU DR
+    works again."""
+    legacy = config(tmp_path, "legacy", '[guests]\nos_capabilities = ["suspend", "cpu-dr", '
+                                         '"crypto-dr", "mem-dr"]\n')
+    with two_hosts(tmp_path, source_args=legacy) as (src, dst):
+        ok(src, docs.add_domain("ldg1"))
+        for doc in (docs.set_quantity("add-vcpu", "ldg1", "cpu", "5"),
+                    docs.set_quantity("add-memory", "ldg1", "memory", "64M"),
+                    docs.simple("bind-domain", "ldg1"), docs.simple("start-domain", "ldg1")):
+            ok(src, doc)
+        answer = src.request(docs.migrate("ldg1", dst.target, USER, PASSWORD))
+        assert docs.status(answer) == "success", docs.lines(answer)
+        assert guests(dst).spec("ldg1").os_capabilities == [
+            "suspend", "cpu-dr", "crypto-dr", "mem-dr"]  # the OS came along
+        free = {int(p) for p in docs.values(ok(dst, docs.list_free("cpu")), "pid")}
+        assert not {16, 17, 18, 19, 20, 21, 22, 23} & free  # ldg1's and reserved to it
+        assert set(range(24, 32)) <= free
+        refused = dst.request(docs.set_quantity("add-vcpu", "ldg1", "cpu", "1"))
+        assert docs.lines(refused) == [
+            "CPU dynamic reconfiguration is disabled for domain ldg1 until it is rebooted"]
+        ok(dst, docs.simple("stop-domain", "ldg1"))
+        free = {int(p) for p in docs.values(ok(dst, docs.list_free("cpu")), "pid")}
+        assert {21, 22, 23} <= free
+        ok(dst, docs.set_quantity("add-vcpu", "ldg1", "cpu", "1"))

@@ -63,11 +63,22 @@ def props(action: str, domain: str, rtype: str, values: dict[str, str]) -> bytes
     return _doc(action, _content(domain, item))
 
 
-def list_free_memory() -> bytes:
-    """list-devices memory: the free memory blocks."""
-    item = "<Item><rasd:OtherResourceType>memory</rasd:OtherResourceType></Item>"
+def list_free(rtype: str = "memory") -> bytes:
+    """list-devices of one class (``memory``, ``cpu``, ...): what is free."""
+    item = f"<Item><rasd:OtherResourceType>{rtype}</rasd:OtherResourceType></Item>"
     return _doc("list-devices", f'<Section xsi:type="ovf:VirtualHardwareSection_Type">{item}'
                                 '</Section>')
+
+
+def list_free_memory() -> bytes:
+    return list_free("memory")
+
+
+def values(response: bytes, key: str) -> list[str]:
+    """Every value of property ``key`` in an answer, in document order."""
+    root = etree.fromstring(response)
+    return [p.text or "" for p in root.iter("{./schemas/GenericProperty}GenericProperty")
+            if p.get("key") == key]
 
 
 def reg_domain_events() -> bytes:
