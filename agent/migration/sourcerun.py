@@ -24,7 +24,7 @@ from agent.migration.faults import CUT, DROP, HOLD, HOLD_S
 from agent.migration.journal import Record
 from agent.migration.messages import lost
 from agent.migration.peer import PeerError, open_control
-from agent.migration.progress import Progress
+from agent.migration.progress import SHARED_STATISTICS, Progress
 
 log = Logger()
 
@@ -124,6 +124,10 @@ class SourceRun:
             return {"description": phase1.description(self.svc.manager, self.domain, local,
                                                       self.svc.guest_facts(self.domain, local)),
                     "request": self.data["view"]}
+        if message == "mig-transfer-done":
+            # What only the source knows of the switch-over, for the target's block (§10.10).
+            return {"statistics": {k: self.progress.stats[k] for k in SHARED_STATISTICS
+                                   if self.progress.stats.get(k) is not None}}
         if message == "mig-prepare":
             guest = self.svc.guest_facts(self.domain, self.svc.host_facts())
             return {"domain": self.svc.manager.export_domain(self.domain),

@@ -20,7 +20,7 @@ from agent.migration import control, messages, target
 from agent.migration.faults import DROP, HOLD, HOLD_S
 from agent.migration.journal import Record
 from agent.migration.keepalive import Keepalive, watch
-from agent.migration.progress import Progress
+from agent.migration.progress import SHARED_STATISTICS, Progress
 
 log = Logger()
 
@@ -88,6 +88,7 @@ class TargetRun:
         self._ticker = None  # the once-a-second progress LoopingCall while the run is open
         self._keepalive = None  # the keepalive watch on the source's control session (§9.1)
         self.reserved = ""  # the target name this run keeps from add-domain (§6.13)
+        self._source_stats: dict = {}  # statistics the source sends with mig-transfer-done
         if session is not None:
             self._watch_source()
 
@@ -102,6 +103,7 @@ class TargetRun:
         if message == "mig-prepare":
             return self._prepare(body)
         if message == "mig-transfer-done":
+            self._source_stats = body.get("statistics") or {}
             d = self.transfer
             d.addTimeout(TRANSFER_WAIT_S, self.svc.reactor)
             return d.addCallbacks(self._transfer_done, self._transfer_missing)
@@ -179,7 +181,12 @@ class TargetRun:
             return control.refusal([f"Memory verification of domain {self.tdomain} failed on "
                                     f"target machine {self.svc.server_name}"])
         if self.progress is not None:
-            self.progress.update(phase=4, percent=95, stats={k: v for k, v in result.statistics.as_dict().items() if k not in ('role', 'status')})
+            stats = {k: v for k, v in result.statistics.as_dict().items()
+                     if k not in ("role", "status")}
+            # The budget and the last estimate are the source's (§10.10: "last value received").
+            stats.update({k: v for k, v in self._source_stats.items()
+                          if k in SHARED_STATISTICS})
+            self.progress.update(phase=4, percent=95, stats=stats)
         self.machine.transfer_verified()
         return control.answer(self.record.id, {"ready": True})
 
@@ -288,6 +295,7 @@ class TargetRun:
                 self._ticker = None
             self.progress.final(status == "done", "completed" if status == "done" else "aborted")
             if status == "done":
+                self.progress.phase = phase
                 # The record has just become committed: the one domain event (§7.5, M86).
                 self.svc.domain_event("migrate-domain", self.tdomain)
             self.svc.ended(self)

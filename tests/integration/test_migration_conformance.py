@@ -298,3 +298,31 @@ def test_a_legacy_mode_migration_reserves_the_spare_strands_and_disables_cpu_dr(
         free = {int(p) for p in docs.values(ok(dst, docs.list_free("cpu")), "pid")}
         assert {21, 22, 23} <= free
         ok(dst, docs.set_quantity("add-vcpu", "ldg1", "cpu", "1"))
+
+
+BUDGET_MS = 1000  # generous, so that a loaded 2-CPU machine does not decide the outcome
+
+
+def test_a_budget_switchover_keeps_the_downtime_within_one_and_a_half_budgets(tmp_path):
+    """M115, §10.8: a guest running the steady ``web`` workload over loopback, budget
+    max-downtime=1000: phase 4 begins because of the budget (or an empty dirty set), and the
+    downtime the guest itself saw is at most 1.5 × budget + 10 ms. The budget is large on
+    purpose; the tight figure for the default 300 ms is measured by the data-plane benchmark,
+    not here."""
+    with two_hosts(tmp_path, source_args=("--guest-workload", "web")) as (src, dst):
+        ok(src, docs.add_domain("ldg1"))
+        for doc in (docs.set_quantity("add-vcpu", "ldg1", "cpu", "2"),
+                    docs.set_quantity("add-memory", "ldg1", "memory", "128M"),
+                    docs.simple("bind-domain", "ldg1"), docs.simple("start-domain", "ldg1")):
+            ok(src, doc)
+        time.sleep(1.0)  # the workload reaches its steady rate
+        answer = src.request(docs.migrate("ldg1", dst.target, USER, PASSWORD,
+                                          arguments=f"max-downtime={BUDGET_MS}"))
+        assert docs.status(answer) == "success", docs.lines(answer)
+        block = dst.domains()["ldg1"]
+        seen = guests(dst).status("ldg1").resume_pause_ms
+        assert block["downtime-budget"] == str(BUDGET_MS)  # the source's, sent to the target
+        assert block["phase"] == "5" and block["status"] == "done"
+        assert block.get("switchover") in ("budget", "empty"), block
+        assert 0 < seen <= 1.5 * BUDGET_MS + 10, (seen, block)
+        assert float(block["downtime"]) <= 1.5 * BUDGET_MS + 10

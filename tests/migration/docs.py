@@ -86,7 +86,7 @@ def reg_domain_events() -> bytes:
 
 
 def migrate(domain: str, target: str, user: str | None, password: str | None,
-            tdomain: str | None = None, options: str = "") -> bytes:
+            tdomain: str | None = None, options: str = "", arguments: str = "") -> bytes:
     props = f'<gprop:GenericProperty key="target">{target}</gprop:GenericProperty>'
     if user is not None:
         props += (f'<gprop:GenericProperty key="username">'
@@ -96,7 +96,7 @@ def migrate(domain: str, target: str, user: str | None, password: str | None,
                   f'{base64.b64encode(password.encode()).decode()}</gprop:GenericProperty>')
     item = f"<Item><rasd:OtherResourceType>ldom_info</rasd:OtherResourceType>{props}</Item>"
     body = _content(domain) + _content(tdomain or domain, item, "ResourceAllocationSection_Type")
-    return _doc("migrate-domain", body, options)
+    return _doc("migrate-domain", body, options, arguments)
 
 
 def cancel(domain: str, force: bool = False) -> bytes:
