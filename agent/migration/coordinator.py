@@ -28,6 +28,7 @@ from agent.migration.journal import (SOURCE, TARGET, Journal, JournalError, Reco
                                      token_matches)
 from agent.migration.sourcerun import SourceRun
 from agent.migration.targetrun import TargetRun
+from agent.xmlapi import messages as xml_messages
 from agent.xmlapi import resources
 
 log = Logger()
@@ -104,8 +105,7 @@ class Migrations:
         except LdmError as error:
             return defer.succeed((False, [str(error), _summary(request)]))
         if request.cert_mode:
-            return defer.succeed((False, ["Certificate mode (-c) is not available in this "
-                                          "version of ldmx", _summary(request)]))
+            return defer.succeed((False, [messages.CERT_MODE_UNAVAILABLE, _summary(request)]))
         if request.source in self.outgoing:
             return defer.succeed((False, [messages.being_migrated(request.source),
                                           _summary(request)]))
@@ -127,13 +127,13 @@ class Migrations:
     def cancel(self, domain: str, force: bool):
         """``cancel-operation [-f] migration``: None (done), lines, or a Deferred of lines."""
         if any(r.tdomain == domain for r in self.incoming.values()):
-            return [f"The migration of domain {domain} can be cancelled only on the source machine"]
+            return [messages.cancel_on_target(domain)]
         run = self.outgoing.get(domain)
         if run is None:
-            return [f"No migration is in progress for domain {domain}"]
+            return [messages.no_migration(domain)]
         state = source.state_name(run.machine)
         if force and state != "unresolved":
-            return ["Option -f is valid only for a migration with an unresolved outcome"]
+            return [messages.FORCE_ONLY_UNRESOLVED]
         if state != "unresolved":
             refusal = run.machine.cancel()
             return [refusal] if refusal else None
@@ -142,19 +142,13 @@ class Migrations:
     def _after_attempt(self, outcome, run: SourceRun, force: bool):
         host, ldom, tldom = run.host, run.domain, run.data["tdomain"]
         if outcome in ("completed", "resolved-completed"):
-            return ("ok", [f"The migration of domain {ldom} completed on target machine {host}; "
-                           f"the copy on this machine has been removed"])
+            return ("ok", [messages.cancel_found_completed(ldom, host)])
         if outcome in ("aborted", "resolved-aborted"):
-            return ("ok", [f"The migration of domain {ldom} did not complete on target machine "
-                           f"{host}; domain {ldom} has been restored on this machine"])
+            return ("ok", [messages.cancel_found_aborted(ldom, host)])
         if force:
             run.machine.force()
-            return ("ok", [f"Warning: Domain {ldom} was restored without confirmation from "
-                           f"target machine {host}"])
-        return ("fail", [f"Target machine {host} cannot be reached, so the outcome of the "
-                         f"migration of domain {ldom} is unknown",
-                         f"Use cancel-operation -f only after checking that domain {tldom} is "
-                         f"not running on {host}"])
+            return ("ok", [messages.forced_restore(ldom, host)])
+        return ("fail", messages.cancel_unreachable(ldom, tldom, host))
 
     # -- target side ----------------------------------------------------------------------
     def incoming_message(self, session, message: str, mid: str, body: dict):
@@ -162,8 +156,7 @@ class Migrations:
         name = session.identity.name
         if name.startswith("migration/") and (name != f"migration/{mid}" or message not in (
                 "mig-outcome", "mig-abort", "mig-release")):
-            return control.refusal([f"Not authorized to perform {message} (requires the write "
-                                    f"authorization)"])
+            return control.refusal([xml_messages.not_authorized(message, "write")])
         if message == "mig-hello":
             return self._hello(session, mid, body)
         run = self.incoming.get(mid)
@@ -382,7 +375,7 @@ class Migrations:
             return
         try:
             self.journal.advance(record, "aborted", outcome="aborted",
-                                 error="Lost connection to the Logical Domains Manager on this machine")
+                                 error=messages.LOCAL_LOST)
         except JournalError:
             return
         self.set_suspended(run.domain, False)
@@ -413,5 +406,5 @@ class Migrations:
 
 def _summary(request: MigrationRequest) -> str:
     if request.dry_run:
-        return f"Domain Migration of LDom {request.source} would fail if attempted"
-    return f"Domain Migration of LDom {request.source} failed"
+        return messages.would_fail(request.source)
+    return messages.failed(request.source)

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from automat import TypeMachineBuilder
 
+from agent.migration import messages
 from agent.migration.journal import SOURCE_FINAL, Journal, Record
 
 CANCELLED = "cancelled"
@@ -82,9 +83,6 @@ aborted = builder.state("aborted")
 
 BEFORE_PNR = (connecting, hello, checking, preparing, transferring, finalizing)
 STATE_BY_NAME = {s.name: s for s in (*BEFORE_PNR, handoff, unresolved, done, aborted)}
-
-NOT_CANCELLABLE = ("The migration of domain {ldom} has passed the point of no return and can "
-                   "no longer be cancelled")
 
 
 def _abort(core: SourceCore, lines: list[str], outcome: str, notify: bool = True) -> None:
@@ -189,7 +187,7 @@ def _lost_after_pnr(inputs: SourceInputs, core: SourceCore, lines: list[str]) ->
 
 @handoff.upon(SourceInputs.cancel).to(handoff)
 def _refuse_cancel(inputs: SourceInputs, core: SourceCore) -> str | None:
-    return NOT_CANCELLABLE.format(ldom=core.record.data["domain"])
+    return messages.past_pnr(core.record.data["domain"])
 
 
 @unresolved.upon(SourceInputs.cancel).to(unresolved)
@@ -234,7 +232,7 @@ for _state in BEFORE_PNR:
     @_state.upon(SourceInputs.cancel).to(aborted)
     def _cancelled(inputs: SourceInputs, core: SourceCore) -> str | None:
         ldom = core.record.data["domain"]
-        _abort(core, [f"Migration of domain {ldom} was cancelled"], CANCELLED)
+        _abort(core, [messages.cancelled(ldom)], CANCELLED)
         return None
 
 # Late events after the end change nothing (a reply racing a cancel, a second peer loss).

@@ -25,6 +25,7 @@ from agent.migration.journal import Record
 from agent.migration.messages import lost
 from agent.migration.peer import PeerError, open_control
 from agent.migration.progress import SHARED_STATISTICS, Progress
+from agent.xmlapi import messages as xml_messages
 
 log = Logger()
 
@@ -34,9 +35,7 @@ PREPARE_TIMEOUT_S = 120.0
 
 
 def failed_summary(domain: str, dry_run: bool) -> str:
-    if dry_run:
-        return f"Domain Migration of LDom {domain} would fail if attempted"
-    return f"Domain Migration of LDom {domain} failed"
+    return messages.would_fail(domain) if dry_run else messages.failed(domain)
 
 
 class SourceRun:
@@ -155,17 +154,15 @@ class SourceRun:
                 self.progress.stats["downtime"] = reply.body.get("downtime")
                 return m.committed()
             return m.target_aborted([reply.body.get("error") or
-                                     f"Domain {self.data['tdomain']} could not be resumed on "
-                                     f"target machine {self.host}"])
+                                     messages.resume_failed(self.data["tdomain"], self.host)])
 
     def _greeted(self, reply: control.Reply) -> None:
         """Stage 1 (``mig-hello``) and stage 2 (the source-side checks) of §6.0."""
         m = self.machine
         if not reply.ok:
             lines = reply.lines
-            if lines and lines[0].startswith("Not authorized to perform mig-hello"):
-                lines = [f"User {self.data['user']} is not authorized to migrate domains to "
-                         f"{self.host}"]
+            if lines and lines[0] == xml_messages.not_authorized("mig-hello", "write"):
+                lines = [messages.target_user_unauthorized(self.data["user"], self.host)]
             return m.failed(lines)
         self.svc.journal.store_token(self.record.id, reply.body.pop("token"))
         target_host = reply.body.get("host") or {}
@@ -253,13 +250,13 @@ class SourceRun:
             error = result.error or ""
             if "did not converge" not in error:
                 log.info("data plane of {mid} failed: {error}", mid=self.record.id, error=error)
-                error = f"Lost the data connection to target machine {self.host}"
+                error = messages.data_lost(self.host)
             self.machine.failed([error])
 
     def _transfer_crashed(self, failure) -> None:
         log.info("data channel of {mid} could not be used: {why}", mid=self.record.id,
                  why=failure.getErrorMessage())
-        self.machine.failed([f"Lost the data connection to target machine {self.host}"])
+        self.machine.failed([messages.data_lost(self.host)])
 
     def stop_transfer(self) -> None:
         self.stop.abort()
@@ -296,12 +293,9 @@ class SourceRun:
         if outcome in ("completed", "resolved-completed"):
             self.svc.journal.drop_token(self.record.id)
         if outcome == "resolved-aborted" and not self._answered:
-            lines = [lost(self.host),
-                     f"The migration did not complete; domain {self.domain} has been restored "
-                     f"on this machine"]
+            lines = [lost(self.host), messages.restored(self.domain)]
         if outcome == "forced":
-            lines = [f"Warning: Domain {self.domain} was restored without confirmation from "
-                     f"target machine {self.host}"]
+            lines = [messages.forced_restore(self.domain, self.host)]
         self._answer(ok, lines)
         if self.conn is not None and outcome not in ("completed",):
             self._close_channel()
@@ -342,11 +336,8 @@ class SourceRun:
         if self._ticker is not None:
             self._ticker.stop()
             self._ticker = None
-        self.progress.final(False, "unresolved", f"Lost contact with target machine {self.host}")
-        self._answer(False, [
-            f"Lost contact with target machine {self.host} after handing over domain {self.domain}",
-            f"The outcome is not known yet; it will be settled automatically when {self.host} "
-            f"can be reached"])
+        self.progress.final(False, "unresolved", messages.lost_contact(self.host))
+        self._answer(False, messages.unresolved_lines(self.domain, self.host))
 
     def _ask_outcome(self, forced: bool = False) -> defer.Deferred:
         """One ``mig-outcome`` on a new session with the resolution token (§4.2); fires with

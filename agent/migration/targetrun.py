@@ -122,7 +122,7 @@ class TargetRun:
         if message == "mig-release":
             self.svc.journal.advance(self.record, self.record.state, released=True)
             return control.answer(mid, {})
-        return control.refusal([f"Unexpected control message {message}"])
+        return control.refusal([messages.unexpected_message(message)])
 
     def _reserve_name(self, request: dict, results: list[dict]) -> None:
         """A real run whose target checks passed keeps its target name until it ends (§6.13)."""
@@ -141,7 +141,7 @@ class TargetRun:
 
     def _prepare(self, body: dict):
         if target.state_name(self.machine) != "greeted":
-            return control.refusal([f"Migration {self.record.id} is already prepared"])
+            return control.refusal([messages.already_prepared(self.record.id)])
         row, state, shape = body["domain"], body["state"], body.get("guest") or {}
         self.tdomain = body["tdomain"]
         self.svc.journal.advance(self.record, "greeted", tdomain=self.tdomain, domain_state=state,
@@ -164,8 +164,7 @@ class TargetRun:
             log.failure("receiving guest for {mid} could not be created", mid=self.record.id)
             self.record.data["domain_created"] = True
             self.machine.abort()
-            return control.refusal([f"Domain {self.tdomain} could not be created on the target "
-                                    f"machine: {error}"])
+            return control.refusal([messages.not_created(self.tdomain, error)])
         self.progress = Progress(self.svc.publish, self.svc.server_name, role="target",
                                  domain=self.tdomain, peer=body.get("source-host", ""),
                                  peer_ldom=body.get("source-ldom", ""), mid=self.record.id,
@@ -178,8 +177,8 @@ class TargetRun:
             error = result if isinstance(result, Exception) else result.error
             log.info("incoming transfer {mid} failed: {error}", mid=self.record.id, error=error)
             self.machine.abort()
-            return control.refusal([f"Memory verification of domain {self.tdomain} failed on "
-                                    f"target machine {self.svc.server_name}"])
+            return control.refusal([messages.verification_failed(self.tdomain,
+                                                                 self.svc.server_name)])
         if self.progress is not None:
             stats = {k: v for k, v in result.statistics.as_dict().items()
                      if k not in ("role", "status")}
@@ -192,8 +191,7 @@ class TargetRun:
 
     def _transfer_missing(self, failure):
         self.machine.abort()
-        return control.refusal([f"Memory verification of domain {self.tdomain} failed on "
-                                f"target machine {self.svc.server_name}"])
+        return control.refusal([messages.verification_failed(self.tdomain, self.svc.server_name)])
 
     def _commit(self):
         answer = self.machine.commit()
@@ -201,8 +199,7 @@ class TargetRun:
         if answer == target.COMMITTED and self.downtime is not None:
             body["downtime"] = self.downtime  # the guest-observed switch-over gap (§10.8)
         if answer == target.ABORTED and self.resume_error:
-            body["error"] = (f"Domain {self.tdomain} could not be resumed on target machine "
-                             f"{self.svc.server_name}")
+            body["error"] = messages.resume_failed(self.tdomain, self.svc.server_name)
         if self.svc.faults.hit("target-commit-reply") == DROP:
             self.cut()
             return defer.Deferred()  # the reply is lost with the connection
