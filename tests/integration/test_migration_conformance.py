@@ -168,8 +168,8 @@ def test_cancel_in_phase_3_restores_exactly_and_the_target_scrubs_before_freeing
     source domain has exactly its bindings (strands, memory, crypto unit, both network
     devices, console) and state; the target domain is gone and the target's memory is free
     again once the scrub ends. M96, M119: meanwhile the target answers list-domain and does
-    not list the memory under scrub as free. M86: no domain event on either side.
-    M88: the failed block stays on the source domain until its next migration, which then
+    not list the memory under scrub as free. M86: no domain event on either side. M89: the
+    failed progress series stays under 2048 bytes per event. M88: the failed block stays on the source domain until its next migration, which then
     succeeds; M119: the source copy is scrubbed before its memory is free."""
     hold = {"LDMX_MIGRATION_FAULTS": "source-round-hold=hold"}
     slow = f"[migration]\nscrub_rate = {SCRUB}\n"
@@ -182,6 +182,7 @@ def test_cancel_in_phase_3_restores_exactly_and_the_target_scrubs_before_freeing
         before = bindings(src, "ldg1")
         target_free = free_memory(dst)
         domain_sessions = [watch(h, docs.reg_domain_events()) for h in (src, dst)]
+        all_sessions = [watch(h, docs.reg_all_events()) for h in (src, dst)]
         thread, box, conn = migrate_in_background(
             src, docs.migrate("ldg1", dst.target, USER, PASSWORD))
         assert wait_for(lambda: "ldg1" in dst.domains(), timeout=20)
@@ -213,6 +214,12 @@ def test_cancel_in_phase_3_restores_exactly_and_the_target_scrubs_before_freeing
 
         for session in domain_sessions:
             assert [docs.event_props(e)[0] for e in collect(session)] == []  # M86
+            session.close()
+        for session in all_sessions:  # M89: a failed series stays under 2048 bytes too
+            progress = [e for e in collect(session)
+                        if docs.event_props(e)[0] == "migration-process"]
+            assert progress and all(len(e) < 2048 for e in progress)
+            assert docs.event_props(progress[-1])[1]["status"] == "failed"
             session.close()
         failed = src.domains()["ldg1"]
         assert (failed["status"], failed["role"], failed["outcome"]) == (
@@ -262,6 +269,7 @@ def test_a_forced_cancel_followed_by_committed_is_reported_as_a_split_brain(tmp_
         final = [p for a, p in map(docs.event_props, collect(watcher))
                  if a == "migration-process"]
         assert final and final[-1]["outcome"] == "split-brain" and final[-1]["error"] == line
+        assert all(len(e) < 2048 for e in watcher.events)  # M89, with the longest error line
         watcher.close()
         # Both copies run: the agents leave the choice to the operator.
         assert guests(src).status("ldg1").state == "running"
