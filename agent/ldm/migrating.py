@@ -63,20 +63,29 @@ class Migrating(Lifecycle):
             self._insert(dom)
             if bind:
                 self._check_backends(dom)
-                dom.binding = (self._allocate_legacy(dom) if legacy
-                               else self._allocate(dom, dom.resources, None))
+                dom.binding = self._target_binding(dom, legacy)
                 dom.state = BOUND
             return Outcome()
 
-    def _allocate_legacy(self, dom) -> Binding:
-        """Whole free cores in ascending id for ``dom``'s vCPUs; the rest of the last is
+    def _target_binding(self, dom, legacy: bool) -> Binding:
+        """The target domain's binding. Crypto units come from the domain's own cores only, as
+        many as are free there: a shortage is a warning of the checks, not a failure (§6.6).
+        In legacy mode, whole free cores in ascending id; the rest of the last core is
         reserved (§6.1 placement). vCPU ids keep their order; only the strands change."""
-        spc = self.platform.strands_per_core
-        cores = max(dom.resources.wcore, -(-dom.resources.vcpus // spc))
-        binding = self._allocate(dom, replace(dom.resources, wcore=cores), None)
-        vcpus = dom.resources.vcpus
-        binding.strands, binding.reserved = binding.strands[:vcpus], binding.strands[vcpus:]
-        dom.cpu_dr_disabled = True
+        res = replace(dom.resources, mau=0)
+        if legacy:
+            spc = self.platform.strands_per_core
+            res = replace(res, wcore=max(res.wcore, -(-res.vcpus // spc)))
+            dom.cpu_dr_disabled = True
+        binding = self._allocate(dom, res, None)
+        if legacy:
+            vcpus = dom.resources.vcpus
+            binding.strands, binding.reserved = binding.strands[:vcpus], binding.strands[vcpus:]
+        plat = self.platform
+        own = {plat.core_of_strand(s) for s in binding.strands}
+        taken = self._usage(dom.name).mau
+        binding.mau = [u for u in plat.crypto_units()
+                       if u not in taken and plat.core_of_crypto_unit(u) in own][:dom.resources.mau]
         return binding
 
     def reserve_name(self, name: str, refusal: str) -> None:

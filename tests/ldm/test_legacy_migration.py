@@ -79,3 +79,35 @@ def test_a_normal_migration_keeps_single_strand_placement():
     dst.import_domain(src.export_domain("web1"), bind=True)
     assert dst.constraints("web1").binding.strands == [10, 11, 12, 13, 14]
     assert dst.constraints("web1").binding.reserved == []
+
+
+def test_m72_a_crypto_shortage_on_the_target_binds_the_units_it_can_give():
+    """§6.6 (M72, M13): the checks only warn of a shortage, so the prepare must not fail on
+    it: the target domain gets the free units of its own cores (none here: the control domain
+    holds every unit), and keeps its constraint."""
+    src, dst = host(1), host(2)
+    src.set_mau("primary", 2)
+    src.add_domain("web1")
+    src.set_vcpu("web1", 4)
+    src.set_memory("web1", 1 * G)
+    src.set_mau("web1", 1)
+    src.bind_domain("web1")
+    dst.import_domain(src.export_domain("web1"), bind=True)
+    assert dst.constraints("web1").binding.mau == []
+    assert dst.constraints("web1").resources.mau == 1
+
+
+def test_free_units_on_its_own_cores_go_to_the_target_domain():
+    """§6.6: with units free on the domain's cores, it gets them (at most its constraint)."""
+    src, dst = host(1), host(2)
+    dst.set_mau("primary", 1)  # the control domain keeps core 0's unit; core 1's is free
+    src.add_domain("web1")
+    src.set_vcpu("web1", 4)
+    src.set_memory("web1", 1 * G)
+    src.set_mau("web1", 1)
+    dst.import_domain(src.export_domain("web1"), bind=True)
+    binding = dst.constraints("web1").binding
+    plat = dst.platform
+    assert len(binding.mau) == 1
+    assert plat.core_of_crypto_unit(binding.mau[0]) in {plat.core_of_strand(s)
+                                                        for s in binding.strands}
