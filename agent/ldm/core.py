@@ -335,6 +335,7 @@ class ManagerCore:
             usage.strands.update(dom.binding.strands)
             usage.strands.update(dom.binding.reserved)
             usage.mau.update(dom.binding.mau)
+            usage.mau.update(dom.binding.held_mau)
             usage.memory.extend(dom.binding.memory)
             if dom.binding.console_port is not None:
                 key = (dom.binding.console_service or "", dom.binding.console_port)

@@ -88,6 +88,25 @@ class Migrating(Lifecycle):
                        if u not in taken and plat.core_of_crypto_unit(u) in own][:dom.resources.mau]
         return binding
 
+    def hold_crypto(self, name: str) -> Outcome:
+        """Source, before ``mig-prepare`` (§2.5 step 1): crypto DR removes the domain's units
+        from the guest; they stay reserved to it (``held_mau``). No-op without units."""
+        with self.transaction():
+            dom = self._edit(name)
+            if dom.binding is not None and dom.binding.mau:
+                dom.binding.held_mau = dom.binding.held_mau + dom.binding.mau
+                dom.binding.mau = []
+            return Outcome()
+
+    def give_back_crypto(self, name: str) -> Outcome:
+        """An abort (§2.7 step 5, §8.2, §9.2): the held units return to the guest. Idempotent."""
+        with self.transaction():
+            dom = self._edit(name)
+            if dom.binding is not None and dom.binding.held_mau:
+                dom.binding.mau = sorted(dom.binding.mau + dom.binding.held_mau)
+                dom.binding.held_mau = []
+            return Outcome()
+
     def reserve_name(self, name: str, refusal: str) -> None:
         """Keep ``name`` for an incoming migration: a local add-domain of it is refused with
         ``refusal`` until :meth:`release_name` (§6.13). Not stored: a restart aborts the

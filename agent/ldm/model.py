@@ -53,6 +53,9 @@ class Binding:
     # Strands held for the domain but not given to it: the spare strands of the last core
     # after a legacy-mode migration (``reserved:<domain>`` in migration.md §1.2, §6.1).
     reserved: list[int] = field(default_factory=list)
+    # Crypto units taken out of the guest by crypto DR for a migration (§2.5), still reserved
+    # to the domain so that an abort gives them back.
+    held_mau: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -341,7 +341,7 @@ class Queries(ManagerCore):
         for d in self.domains.values():
             if d.binding:
                 strands.update((s, d.name) for s in d.binding.strands + d.binding.reserved)
-                units.update((u, d.name) for u in d.binding.mau)
+                units.update((u, d.name) for u in d.binding.mau + d.binding.held_mau)
         return strands, units
 
     def _devices_cpu(self, include_bound: bool) -> list[DeviceItem]:

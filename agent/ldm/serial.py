@@ -50,6 +50,7 @@ def _binding(row: dict | None) -> Binding | None:
         console_port=row["console_port"],
         console_service=row["console_service"],
         reserved=list(row.get("reserved", [])),
+        held_mau=list(row.get("held_mau", [])),
     )
 
 

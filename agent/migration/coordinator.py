@@ -324,6 +324,20 @@ class Migrations:
         except (LdmError, Exception) as error:  # a restore must go on whatever failed
             log.warn("suspend state of {domain} not changed: {error}", domain=domain, error=error)
 
+    def hold_devices(self, domain: str) -> None:
+        try:
+            self.manager.hold_crypto(domain)
+        except LdmError as error:
+            log.warn("crypto units of {domain} not taken out: {error}", domain=domain,
+                     error=error)
+
+    def give_back_devices(self, domain: str) -> None:
+        try:
+            self.manager.give_back_crypto(domain)
+        except LdmError as error:  # a restore must go on whatever failed
+            log.warn("crypto units of {domain} not given back: {error}", domain=domain,
+                     error=error)
+
     def remove_domain(self, domain: str, live: bool) -> None:
         if live and domain in self.hv.list():
             try:
@@ -379,6 +393,7 @@ class Migrations:
         except JournalError:
             return
         self.set_suspended(run.domain, False)
+        self.give_back_devices(run.domain)
         self.set_flag(run.domain, "")
         log.info("outgoing migration {mid} aborted at restart; {domain} restored", mid=record.id,
                  domain=run.domain)

@@ -267,6 +267,12 @@ class SourceRun:
     def set_suspended(self, suspended: bool) -> None:
         self.svc.set_suspended(self.domain, suspended)
 
+    def hold_devices(self) -> None:
+        self.svc.hold_devices(self.domain)
+
+    def give_back_devices(self) -> None:
+        self.svc.give_back_devices(self.domain)
+
     def remove_copy(self) -> None:
         self.svc.remove_domain(self.domain, live=self.core.live)
 

@@ -139,3 +139,26 @@ def test_the_mac_table_is_stored_with_the_switch(pair):
     src, _, clock = pair
     reloaded = make_manager(store=src.store, clock=clock)
     assert macs_of(reloaded) == macs_of(src) != []
+
+
+def test_m13_crypto_units_leave_the_guest_for_the_migration_and_come_back_at_an_abort():
+    """§2.5 step 1, §8.2 step 2, M13, M72: before mig-prepare the source takes the domain's
+    crypto units out of the guest (its binding shows none) but keeps them reserved (not
+    free); an abort gives exactly those units back."""
+    m = host(4, Clock())
+    m.set_mau("primary", 2)
+    m.add_domain("web1")
+    m.set_vcpu("web1", 4)
+    m.set_memory("web1", 1 * G)
+    m.set_mau("web1", 2)
+    m.bind_domain("web1")
+    m.start_domain("web1")
+    units = list(m.constraints("web1").binding.mau)
+    free = {dict(d.props)["id"] for d in m.devices("mau")}
+    m.hold_crypto("web1")
+    assert m.constraints("web1").binding.mau == []
+    assert m.bindings("web1").mau_units == []
+    assert {dict(d.props)["id"] for d in m.devices("mau")} == free  # still not free
+    m.give_back_crypto("web1")
+    m.give_back_crypto("web1")  # idempotent (a restart may repeat it)
+    assert m.constraints("web1").binding.mau == units
