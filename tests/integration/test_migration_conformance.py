@@ -21,7 +21,7 @@ from tests.migration import docs
 from tests.migration.hosts import PASSWORD, USER, Host, two_hosts
 
 M = 1 << 20
-SCRUB = 16 * M  # scrub_rate of these agents: a 64M domain takes 4 s to scrub
+SCRUB = 8 * M  # scrub_rate of these agents: a 64M domain takes 8 s to scrub
 
 
 def guests(host: Host) -> SimHypervisor:
@@ -190,8 +190,9 @@ def test_cancel_in_phase_3_restores_exactly_and_the_target_scrubs_before_freeing
         # phase 3 (the listing still says phase 2 until that round is reported).
         beats = guests(src).status("ldg1").heartbeats
         time.sleep(0.5)
-        # M6: at 1 ms per beat, 0.5 s of phase 3 gives hundreds of beats even on a busy host.
-        assert guests(src).status("ldg1").heartbeats - beats > 100
+        # M6: at 1 ms per beat, 0.5 s of phase 3 gives up to 500 beats; a paused guest none.
+        # 50 leaves room for a heavily loaded host.
+        assert guests(src).status("ldg1").heartbeats - beats > 50
         assert guests(src).status("ldg1").state == "running"
         assert src.domains()["ldg1"]["state"] == "active"
 
@@ -206,10 +207,10 @@ def test_cancel_in_phase_3_restores_exactly_and_the_target_scrubs_before_freeing
         assert guests(src).verify("ldg1") is None
 
         assert wait_for(lambda: "ldg1" not in dst.domains(), timeout=10)
-        # 64M at 16M/s: for about 4 s the target's memory is neither the domain's nor free.
+        # 64M at 8M/s: for about 8 s the target's memory is neither the domain's nor free.
         assert free_memory(dst) == target_free - 64 * M  # M96, M119
         assert "primary" in dst.domains()  # list-domain answered during the scrub (M96)
-        assert wait_for(lambda: free_memory(dst) == target_free, timeout=15)  # M13
+        assert wait_for(lambda: free_memory(dst) == target_free, timeout=30)  # M13
         assert "ldg1" not in guests(dst).list()
 
         for session in domain_sessions:
@@ -230,7 +231,7 @@ def test_cancel_in_phase_3_restores_exactly_and_the_target_scrubs_before_freeing
         assert docs.status(answer) == "success", docs.lines(answer)
         assert "ldg1" not in src.domains()
         assert free_memory(src) == source_free  # M119: the copy's 64M are being scrubbed
-        assert wait_for(lambda: free_memory(src) == source_free + 64 * M, timeout=15)
+        assert wait_for(lambda: free_memory(src) == source_free + 64 * M, timeout=30)
         moved = dst.domains()["ldg1"]
         assert moved["status"] == "done" and moved["migration-id"] != failed["migration-id"]
 
