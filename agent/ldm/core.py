@@ -240,6 +240,47 @@ class ManagerCore:
                 if vsw.macs != tables[name]:
                     self._edit(dom.name).vsws[name].macs = tables[name]
 
+    # -- NIU hybrid I/O (§1.7, §6.5) ----------------------------------------------------
+
+    def niu_of(self, net_dev: str) -> str | None:
+        """The NIU a switch's ``net-dev`` is attached to (the platform's ``net_devs`` lists)."""
+        for entry in self.platform.raw.get("nius", []):
+            if net_dev and net_dev in entry.get("net_devs", []):
+                return entry["name"]
+        return None
+
+    def hybrid_in_use(self) -> dict[str, int]:
+        """NIU name → the hybrid-mode devices using it now."""
+        used = {n.name: 0 for n in self.platform.nius}
+        for dom in self.domains.values():
+            for net in dom.vnets.values():
+                found = self._find_service(net.service) if net.hybrid else None
+                niu = self.niu_of(found[1].dev_path) if found else None
+                if niu in used:
+                    used[niu] += 1
+        return used
+
+    def _attach_hybrid(self, dom: Domain) -> None:
+        """Each hybrid-mode device of ``dom`` gets NIU resources where its switch's NIU has
+        capacity left; the others stay on the switch path (only a warning, §6.5)."""
+        used = self.hybrid_in_use()
+        capacity = {n.name: n.hybrid_capacity for n in self.platform.nius}
+        for net in sorted(dom.vnets.values(), key=lambda n: n.id):
+            found = self._find_service(net.service)
+            niu = self.niu_of(found[1].dev_path) if found else None
+            if net.mode == "hybrid" and not net.hybrid and niu in used and \
+                    used[niu] < capacity[niu]:
+                net.hybrid = True
+                used[niu] += 1
+
+    @staticmethod
+    def _detach_hybrid(dom: Domain) -> list[str]:
+        """Move every hybrid device of ``dom`` to the switch path; return their names."""
+        moved = [n.name for n in dom.vnets.values() if n.hybrid]
+        for name in moved:
+            dom.vnets[name].hybrid = False
+        return moved
+
     def scrubbing(self) -> list[MemBlock]:
         """Memory blocks still being scrubbed at the clock's current time (§10.11)."""
         now = self.clock()

@@ -247,6 +247,7 @@ class Lifecycle(ManagerCore):
                 raise LdmError(f"Could not start domain {name}: {exc}") from exc
             dom.state = ACTIVE
             dom.started_at = self.clock()
+            self._attach_hybrid(dom)
             return Outcome([domain_event("start-domain", name)])
 
     def stop_domain(self, name: str, force: bool = False) -> Outcome:
@@ -264,6 +265,7 @@ class Lifecycle(ManagerCore):
             dom.state = BOUND
             dom.started_at = None
             self._end_legacy(dom)
+            self._detach_hybrid(dom)
             return Outcome([domain_event("stop-domain", name)])
 
     def panic_domain(self, name: str) -> Outcome:
@@ -292,6 +294,7 @@ class Lifecycle(ManagerCore):
             dom.state = BOUND
             dom.started_at = None
             self._end_legacy(dom)
+            self._detach_hybrid(dom)
             out = Outcome([domain_event("stop-domain", name)])
             self._fail_slaves(dom, out)
             return out

@@ -31,6 +31,8 @@ class Migrating(Lifecycle):
         dom.memdr = False
         dom.migration_flag = ""
         dom.cpu_dr_disabled = False
+        for net in dom.vnets.values():
+            net.hybrid = False
         return domain_to_row(dom)
 
     def import_domain(self, row: dict, name: str | None = None, bind: bool = False,
@@ -88,23 +90,30 @@ class Migrating(Lifecycle):
                        if u not in taken and plat.core_of_crypto_unit(u) in own][:dom.resources.mau]
         return binding
 
-    def hold_crypto(self, name: str) -> Outcome:
-        """Source, before ``mig-prepare`` (§2.5 step 1): crypto DR removes the domain's units
-        from the guest; they stay reserved to it (``held_mau``). No-op without units."""
+    def hold_devices(self, name: str) -> Outcome:
+        """Source, before ``mig-prepare`` (§2.5 steps 1-2): crypto DR takes the domain's units
+        out of the guest (they stay reserved to it, ``held_mau``), and its hybrid-mode network
+        devices move to the switch path (``held_hybrid``)."""
         with self.transaction():
             dom = self._edit(name)
-            if dom.binding is not None and dom.binding.mau:
+            if dom.binding is not None:
                 dom.binding.held_mau = dom.binding.held_mau + dom.binding.mau
                 dom.binding.mau = []
+                dom.binding.held_hybrid = dom.binding.held_hybrid + self._detach_hybrid(dom)
             return Outcome()
 
-    def give_back_crypto(self, name: str) -> Outcome:
-        """An abort (§2.7 step 5, §8.2, §9.2): the held units return to the guest. Idempotent."""
+    def give_back_devices(self, name: str) -> Outcome:
+        """An abort (§2.7 step 5, §8.2, §9.2): the held units return to the guest and the
+        moved devices to hybrid mode. Idempotent."""
         with self.transaction():
             dom = self._edit(name)
-            if dom.binding is not None and dom.binding.held_mau:
+            if dom.binding is not None:
                 dom.binding.mau = sorted(dom.binding.mau + dom.binding.held_mau)
                 dom.binding.held_mau = []
+                for vnet in dom.binding.held_hybrid:
+                    if vnet in dom.vnets:
+                        dom.vnets[vnet].hybrid = True
+                dom.binding.held_hybrid = []
             return Outcome()
 
     def reserve_name(self, name: str, refusal: str) -> None:
@@ -150,4 +159,5 @@ class Migrating(Lifecycle):
             require_state(dom, "marking it running", BOUND)
             dom.state = ACTIVE
             dom.started_at = self.clock()
+            self._attach_hybrid(dom)  # hybrid resources as available (§2.8 step 3, M71)
             return Outcome()

@@ -56,6 +56,8 @@ class Binding:
     # Crypto units taken out of the guest by crypto DR for a migration (§2.5), still reserved
     # to the domain so that an abort gives them back.
     held_mau: list[int] = field(default_factory=list)
+    # Hybrid-mode network devices moved to the switch path for a migration (§2.5 step 2).
+    held_hybrid: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -122,6 +124,9 @@ class Vnet:
     vid: list[int] = field(default_factory=list)
     mode: str = ""
     mtu: int | None = None
+    # Runtime, for mode=hybrid: the device uses NIU hybrid resources (True) or the switch
+    # path (False). Set while the domain runs and its switch's NIU has capacity (§6.5).
+    hybrid: bool = False
 
 
 @dataclass

@@ -51,6 +51,7 @@ def _binding(row: dict | None) -> Binding | None:
         console_service=row["console_service"],
         reserved=list(row.get("reserved", [])),
         held_mau=list(row.get("held_mau", [])),
+        held_hybrid=list(row.get("held_hybrid", [])),
     )
 
 

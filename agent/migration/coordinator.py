@@ -326,17 +326,15 @@ class Migrations:
 
     def hold_devices(self, domain: str) -> None:
         try:
-            self.manager.hold_crypto(domain)
+            self.manager.hold_devices(domain)
         except LdmError as error:
-            log.warn("crypto units of {domain} not taken out: {error}", domain=domain,
-                     error=error)
+            log.warn("devices of {domain} not held: {error}", domain=domain, error=error)
 
     def give_back_devices(self, domain: str) -> None:
         try:
-            self.manager.give_back_crypto(domain)
+            self.manager.give_back_devices(domain)
         except LdmError as error:  # a restore must go on whatever failed
-            log.warn("crypto units of {domain} not given back: {error}", domain=domain,
-                     error=error)
+            log.warn("devices of {domain} not given back: {error}", domain=domain, error=error)
 
     def remove_domain(self, domain: str, live: bool) -> None:
         if live and domain in self.hv.list():

@@ -18,9 +18,9 @@ caller (``guest=``) or by the platform description:
   without it an active domain is "Solaris running" with every capability, and has negotiated
   the performance-counter groups its ``perf-counters`` need, when its machine offers them;
 * named cores and named memory blocks, alternate MAC addresses, volume ``storage-id`` and EFI
-  labels, NIU attachment of a switch's ``net-dev`` and hybrid usage: not in the manager; the
-  keys exist and are empty (NIU attachment is read from an optional ``net_devs`` list of each
-  ``[[nius]]`` entry of the platform description);
+  labels: not in the manager; the keys exist and are empty. NIU attachment of a switch's
+  ``net-dev`` (an optional ``net_devs`` list of each ``[[nius]]`` entry of the platform
+  description) and hybrid usage come from the manager (``niu_of``, ``hybrid_in_use``);
 * firmware features, hypervisor API groups and the largest page size are read from the
   platform description (``firmware_features``, ``hv_api_groups``, ``largest_page_size``),
   else the §1.3 defaults of the CPU type (``firmware_features`` absent = both features).
@@ -199,12 +199,13 @@ def describe_target(manager: "Manager", *, rules: CpuRules = DEFAULT_RULES) -> d
             for v in vds.volumes.values()}}
             for d in doms.values() for name, vds in d.vdss.items()},
         "vsws": {name: {"owner": d.name, "owner-state": d.state, "mac": vsw.mac,
-                        "niu": _niu_of(plat, vsw.dev_path)}
+                        "niu": manager.niu_of(vsw.dev_path)}
                  for d in doms.values() for name, vsw in d.vsws.items()},
         "vccs": {name: {"owner": d.name, "owner-state": d.state, "min": vcc.min_port,
                         "max": vcc.max_port, "used": _ports_used(doms, name)}
                  for d in doms.values() for name, vcc in d.vccs.items()},
-        "nius": {n.name: {"capacity": n.hybrid_capacity, "in-use": 0} for n in plat.nius},
+        "nius": {n.name: {"capacity": n.hybrid_capacity, "in-use": manager.hybrid_in_use()[n.name]}
+                 for n in plat.nius},
     }
 
 
@@ -214,13 +215,6 @@ def _identity(dom) -> dict:
         macs.append(net.mac)
     return {"name": dom.name, "uuid": dom.uuid, "hostid": dom.hostid, "state": dom.state,
             "macs": macs}
-
-
-def _niu_of(plat, net_dev: str) -> str | None:
-    for entry in plat.raw.get("nius", []):
-        if net_dev and net_dev in entry.get("net_devs", []):
-            return entry["name"]
-    return None
 
 
 def _ports_used(doms, vcc: str) -> list[int]:

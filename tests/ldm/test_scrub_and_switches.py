@@ -155,10 +155,10 @@ def test_m13_crypto_units_leave_the_guest_for_the_migration_and_come_back_at_an_
     m.start_domain("web1")
     units = list(m.constraints("web1").binding.mau)
     free = {dict(d.props)["id"] for d in m.devices("mau")}
-    m.hold_crypto("web1")
+    m.hold_devices("web1")
     assert m.constraints("web1").binding.mau == []
     assert m.bindings("web1").mau_units == []
     assert {dict(d.props)["id"] for d in m.devices("mau")} == free  # still not free
-    m.give_back_crypto("web1")
-    m.give_back_crypto("web1")  # idempotent (a restart may repeat it)
+    m.give_back_devices("web1")
+    m.give_back_devices("web1")  # idempotent (a restart may repeat it)
     assert m.constraints("web1").binding.mau == units
