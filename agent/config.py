@@ -27,6 +27,7 @@ TOML; every key is optional::
 
     [guests]
     workload = "idle"                      # idle, web, db, stream or diabolical
+    os_capabilities = ["suspend", "migration-v2", "cpu-dr", "crypto-dr", "mem-dr"]
 
     [migration]                            # spec/migration.md Appendix B
     incoming_migration_enabled = true      # accept incoming migrations (mig-hello)
@@ -36,6 +37,7 @@ TOML; every key is optional::
     migration_keepalive_count = 3          # silent intervals before the peer is lost
     migration_peer_verify = "tofu"         # none, tofu or strict: the target's certificate
     migration_tls_host_match = false       # the target certificate must name the target host
+    scrub_rate = "1.2G"                    # bytes per second the simulated scrub zero-fills
 
     [logging]
     format = "text"                        # or "json" (one JSON object per line)
@@ -49,12 +51,13 @@ Every ``ldmx-agent`` option (except ``--config`` itself) has its key in the file
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from agent.hypervisor.base import WORKLOADS
+from agent.hypervisor.base import OS_CAPABILITIES, WORKLOADS
 
 DEFAULT_LISTEN = ("127.0.0.1", 6482)
 DEFAULT_MIGRATION_LISTEN = ("127.0.0.1", 8101)
@@ -98,6 +101,7 @@ class AgentConfig:
     max_document_bytes: int = 1 << 20
     negotiation_timeout: float = 60.0
     guest_workload: str = "idle"
+    guest_os_capabilities: tuple[str, ...] = OS_CAPABILITIES
     log_format: str = "text"
     log_file: Path | None = None  # None: standard error
     log_level: str = "info"
@@ -108,6 +112,7 @@ class AgentConfig:
     migration_keepalive_count: int = 3
     migration_peer_verify: str = "tofu"  # none, tofu, strict (password mode, migration §4.4)
     migration_tls_host_match: bool = False
+    scrub_rate: int = int(1.2 * (1 << 30))  # bytes/s (migration.md §10.11, Appendix B)
 
     @property
     def socket(self) -> Path:
@@ -213,6 +218,12 @@ def load(config_file: Path | None = None, **overrides) -> AgentConfig:
                                 ("logging.level", log_level, LOG_LEVELS)):
         if value not in allowed:
             raise ConfigError(f"{key}: expected one of {', '.join(allowed)}, got {value!r}")
+    if "os_capabilities" in guests:
+        caps = guests["os_capabilities"]
+        if not isinstance(caps, list) or not set(caps) <= set(OS_CAPABILITIES):
+            raise ConfigError(f"guests.os_capabilities: expected a list of "
+                              f"{', '.join(OS_CAPABILITIES)}, got {caps!r}")
+        cfg = replace(cfg, guest_os_capabilities=tuple(caps))
     cfg = replace(cfg, guest_workload=workload, log_format=log_format, log_level=log_level,
                   log_file=None if log_file == "-" else Path(log_file))
     return replace(cfg, **_migration(data.get("migration", {})))
@@ -247,4 +258,15 @@ def _migration(section: dict) -> dict:
             raise ConfigError(f"migration.migration_peer_verify: expected one of "
                               f"{', '.join(PEER_VERIFY_MODES)}, got {value!r}")
         values["migration_peer_verify"] = value
+    if "scrub_rate" in section:
+        values["scrub_rate"] = _rate(section["scrub_rate"], "migration.scrub_rate")
     return values
+
+
+def _rate(value: object, key: str) -> int:
+    """Bytes per second from an integer or a size with an optional decimal (``1.2G``, ``64M/s``)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)(?:/s)?", str(value).strip(), re.I)
+    if isinstance(value, bool) or match is None or float(match.group(1)) <= 0:
+        raise ConfigError(f"{key}: expected a positive rate such as 1.2G, got {value!r}")
+    return int(float(match.group(1)) * units[match.group(2).upper()])

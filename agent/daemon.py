@@ -102,7 +102,8 @@ def open_manager(cfg: AgentConfig, hypervisor=None):
         raise ConfigError(f"cannot load platform {cfg.platform}: {e}") from None
     hv = hypervisor if hypervisor is not None else open_hypervisor(cfg)
     return Manager(platform, SqliteStore(cfg.database),
-                   HypervisorGuests(hv, workload=cfg.guest_workload), time.time,
+                   HypervisorGuests(hv, workload=cfg.guest_workload,
+                                    os_capabilities=cfg.guest_os_capabilities), time.time,
                    random.SystemRandom())
 
 

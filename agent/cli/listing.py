@@ -89,19 +89,23 @@ def parseable_row(name: str, info: dict[str, str], long: bool = False) -> str:
 # -- migration status (migration spec §7.3) ----------------------------------------------------
 
 STATUS_WIDTHS = (13, 12, 13)
-# Human MIGRATION block: (label, key, unit) in the order of the spec's examples.
+# The MIGRATION block of -l -o status: every key of the migration spec §10.10, in its order,
+# with the §7.3 units (B: sizes with one decimal, s: seconds from ms, ms: downtimes).
 MIGRATION_LINES = (
     ("id", "migration-id", ""), ("role", "role", ""), ("peer", "peer", ""),
     ("peer-ldom", "peer-ldom", ""), ("phase", "phase", ""), ("status", "status", ""),
     ("outcome", "outcome", ""), ("time-elapsed", "time-elapsed", "s"),
     ("setup-time", "setup-time", "s"), ("round", "round", ""),
     ("memory-total", "memory-total", "B"), ("memory-processed", "memory-processed", "B"),
-    ("memory-remaining", "memory-remaining", "B"), ("transferred", "transferred", "B"),
-    ("constant-pages", "constant-pages", ""), ("dirty-rate", "dirty-rate", "pages/s"),
+    ("memory-remaining", "memory-remaining", "B"), ("data-total", "data-total", "B"),
+    ("data-processed", "data-processed", "B"), ("data-remaining", "data-remaining", "B"),
+    ("transferred", "transferred", "B"), ("constant-pages", "constant-pages", ""),
+    ("normal-pages", "normal-pages", ""), ("normal-bytes", "normal-bytes", "B"),
+    ("page-size", "page-size", "B"), ("dirty-rate", "dirty-rate", "pages/s"),
     ("throughput", "throughput", "B/s"), ("compression", "compression", ""),
-    ("throttle", "throttle", "%"), ("switchover", "switchover", ""),
+    ("compression-ratio", "compression-ratio", ""), ("throttle", "throttle", "%"),
     ("downtime-budget", "downtime-budget", "ms"), ("expected-downtime", "expected-downtime", "ms"),
-    ("downtime", "downtime", "ms"), ("error", "error", ""))
+    ("downtime", "downtime", "ms"), ("switchover", "switchover", ""), ("error", "error", ""))
 # Statistics of the migration spec §10.10, in its order, for -l -p.
 STATISTICS = ("migration-id", "phase", "status", "outcome", "time-elapsed", "setup-time", "round",
               "memory-total", "memory-processed", "memory-remaining", "data-total",

@@ -34,6 +34,9 @@ STOPPED = "stopped"
 DEAD = "dead"  # the guest process vanished without being told to stop
 
 WORKLOADS = ("idle", "web", "db", "stream", "diabolical")
+# What a guest's OS can do (migration.md §1.4); a guest without migration-v2 migrates in
+# legacy mode (§1.5).
+OS_CAPABILITIES = ("suspend", "migration-v2", "cpu-dr", "crypto-dr", "mem-dr")
 
 
 class HypervisorError(Exception):
@@ -49,6 +52,7 @@ class GuestSpec:
     vcpus: int = 1
     workload: str = "idle"  # one of WORKLOADS
     page_size: int = PAGE_SIZE
+    os_capabilities: tuple[str, ...] = OS_CAPABILITIES  # what its OS reports (§1.4)
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,8 @@ class GuestStatus:
     heartbeat lives in guest memory and travels with it. ``corruption`` says what the
     guest found wrong when ``corrupt`` is true. ``resume_pause_ms`` is the same measure
     for the gap across the latest resume only (a pause, or a migration's switch-over seen
-    from the target), unpolluted by earlier stalls.
+    from the target), unpolluted by earlier stalls. ``tod_offset_ns`` is the guest's time of
+    day minus the host's, which a migration preserves (§10.8).
     """
 
     name: str
@@ -74,6 +79,7 @@ class GuestStatus:
     corruption: str = ""
     heartbeats: int = 0
     resume_pause_ms: float = 0.0
+    tod_offset_ns: int = 0  # the guest's time of day minus the host's (§10.8); 0 when stopped
 
 
 class Hypervisor(Protocol):

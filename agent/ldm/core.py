@@ -23,6 +23,7 @@ from agent.ldm.model import (
     FACTORY_DEFAULT,
     Binding,
     Domain,
+    MemBlock,
     Meta,
     Resources,
     SpConfig,
@@ -34,6 +35,7 @@ from agent.ldm.platform import Platform, platform_from_doc
 from agent.ldm.ports import Clock, GuestPort, RowKey, StatePort
 from agent.ldm.serial import domain_from_row, domain_to_row, meta_from_row, meta_to_row
 
+SCRUB_RATE = int(1.2 * (1 << 30))  # scrub_rate = 1.2G/s, bytes per second (migration.md App. B)
 PLATFORM_ROW: RowKey = ("platform", "host")
 META_ROW: RowKey = ("meta", "host")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
@@ -69,6 +71,13 @@ class ManagerCore:
         self.domains: dict[str, Domain] = {}
         self.meta = Meta()
         self._txn: _Txn | None = None
+        # Memory being zero-filled before it returns to the free pool (§10.11): each block
+        # with the clock time its scrub ends. Neither free nor owned until then. Kept in
+        # memory only: after an agent restart the scrub counts as finished.
+        self.scrub_rate = SCRUB_RATE
+        self._scrubbing: list[tuple[MemBlock, float]] = []
+        # Names kept for incoming migrations (§6.13), each with the text add-domain answers.
+        self.reserved_names: dict[str, str] = {}
         rows = store.load()
         if rows:
             self._load(rows)
@@ -152,6 +161,7 @@ class ManagerCore:
         assert txn is not None
         if not txn.domains and txn.meta is None:
             return
+        self._sync_switch_tables()
         meta = self._edit_meta()
         meta.serial += 1
         # The SP keeps an autosave copy of the configuration in use, updated on each change.
@@ -207,6 +217,82 @@ class ManagerCore:
         if txn.meta is None:
             txn.meta = copy.deepcopy(self.meta)
         return self.meta
+
+    # -- switch MAC tables and scrubbing ------------------------------------------------
+
+    def _switch_tables(self) -> dict[str, list[str]]:
+        """Each switch's MAC table as the current domains make it (see :class:`Vsw`)."""
+        tables: dict[str, list[str]] = {n: [] for d in self.domains.values() for n in d.vsws}
+        for dom in self.domains.values():
+            if dom.binding is None or dom.migration_flag == "t":
+                continue  # unbound, or a migration target not yet announced (§10.9)
+            for net in dom.vnets.values():
+                if net.service in tables:
+                    tables[net.service].append(net.mac)
+        return {name: sorted(macs) for name, macs in tables.items()}
+
+    def _sync_switch_tables(self) -> None:
+        # Runs at each commit, so bind, unbind, removal and a commit's flag change all update
+        # the tables in the same transaction as the change that caused them.
+        tables = self._switch_tables()
+        for dom in list(self.domains.values()):
+            for name, vsw in dom.vsws.items():
+                if vsw.macs != tables[name]:
+                    self._edit(dom.name).vsws[name].macs = tables[name]
+
+    # -- NIU hybrid I/O (§1.7, §6.5) ----------------------------------------------------
+
+    def niu_of(self, net_dev: str) -> str | None:
+        """The NIU a switch's ``net-dev`` is attached to (the platform's ``net_devs`` lists)."""
+        for entry in self.platform.raw.get("nius", []):
+            if net_dev and net_dev in entry.get("net_devs", []):
+                return entry["name"]
+        return None
+
+    def hybrid_in_use(self) -> dict[str, int]:
+        """NIU name → the hybrid-mode devices using it now."""
+        used = {n.name: 0 for n in self.platform.nius}
+        for dom in self.domains.values():
+            for net in dom.vnets.values():
+                found = self._find_service(net.service) if net.hybrid else None
+                niu = self.niu_of(found[1].dev_path) if found else None
+                if niu in used:
+                    used[niu] += 1
+        return used
+
+    def _attach_hybrid(self, dom: Domain) -> None:
+        """Each hybrid-mode device of ``dom`` gets NIU resources where its switch's NIU has
+        capacity left; the others stay on the switch path (only a warning, §6.5)."""
+        used = self.hybrid_in_use()
+        capacity = {n.name: n.hybrid_capacity for n in self.platform.nius}
+        for net in sorted(dom.vnets.values(), key=lambda n: n.id):
+            found = self._find_service(net.service)
+            niu = self.niu_of(found[1].dev_path) if found else None
+            if net.mode == "hybrid" and not net.hybrid and niu in used and \
+                    used[niu] < capacity[niu]:
+                net.hybrid = True
+                used[niu] += 1
+
+    @staticmethod
+    def _detach_hybrid(dom: Domain) -> list[str]:
+        """Move every hybrid device of ``dom`` to the switch path; return their names."""
+        moved = [n.name for n in dom.vnets.values() if n.hybrid]
+        for name in moved:
+            dom.vnets[name].hybrid = False
+        return moved
+
+    def scrubbing(self) -> list[MemBlock]:
+        """Memory blocks still being scrubbed at the clock's current time (§10.11)."""
+        now = self.clock()
+        self._scrubbing = [(b, end) for b, end in self._scrubbing if end > now]
+        return [b for b, _ in self._scrubbing]
+
+    def _scrub(self, blocks: list[MemBlock]) -> None:
+        """Start zero-filling ``blocks`` at ``scrub_rate``, after any scrub already running."""
+        end = max([self.clock(), *(e for _, e in self._scrubbing)])
+        for block in sorted(blocks, key=lambda b: b.pa):
+            end += block.size / self.scrub_rate
+            self._scrubbing.append((MemBlock(block.ra, block.pa, block.size), end))
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -288,11 +374,14 @@ class ManagerCore:
             if dom.name == exclude or dom.binding is None:
                 continue
             usage.strands.update(dom.binding.strands)
+            usage.strands.update(dom.binding.reserved)
             usage.mau.update(dom.binding.mau)
+            usage.mau.update(dom.binding.held_mau)
             usage.memory.extend(dom.binding.memory)
             if dom.binding.console_port is not None:
                 key = (dom.binding.console_service or "", dom.binding.console_port)
                 usage.ports[key] = self._group(dom)
+        usage.memory.extend(self.scrubbing())  # not free until zero-filled (§10.11)
         return usage
 
     @staticmethod

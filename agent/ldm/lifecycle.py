@@ -67,6 +67,8 @@ class Lifecycle(ManagerCore):
             self._check_name(name)
             if name in self.domains:
                 raise LdmError(f"Domain {name} already exists")
+            if name in self.reserved_names:
+                raise LdmError(self.reserved_names[name])
             primary = self.domains.get(CONTROL_DOMAIN)
             if primary is not None and primary.pending is not None:
                 raise LdmError(
@@ -245,6 +247,7 @@ class Lifecycle(ManagerCore):
                 raise LdmError(f"Could not start domain {name}: {exc}") from exc
             dom.state = ACTIVE
             dom.started_at = self.clock()
+            self._attach_hybrid(dom)
             return Outcome([domain_event("start-domain", name)])
 
     def stop_domain(self, name: str, force: bool = False) -> Outcome:
@@ -261,6 +264,8 @@ class Lifecycle(ManagerCore):
                 raise LdmError(f"Could not stop domain {name}: {exc}") from exc
             dom.state = BOUND
             dom.started_at = None
+            self._end_legacy(dom)
+            self._detach_hybrid(dom)
             return Outcome([domain_event("stop-domain", name)])
 
     def panic_domain(self, name: str) -> Outcome:
@@ -276,6 +281,7 @@ class Lifecycle(ManagerCore):
             except Exception as exc:
                 raise LdmError(f"Could not panic domain {name}: {exc}") from exc
             dom.started_at = self.clock()
+            self._end_legacy(dom)  # the guest reboots
             return Outcome([domain_event("panic-domain", name)])
 
     # -- what the platform reports ------------------------------------------------------
@@ -287,6 +293,8 @@ class Lifecycle(ManagerCore):
             require_state(dom, "a halt", ACTIVE, SUSPENDED)
             dom.state = BOUND
             dom.started_at = None
+            self._end_legacy(dom)
+            self._detach_hybrid(dom)
             out = Outcome([domain_event("stop-domain", name)])
             self._fail_slaves(dom, out)
             return out
@@ -304,6 +312,7 @@ class Lifecycle(ManagerCore):
             dom = self._edit(name)
             require_state(dom, "a reboot", ACTIVE)
             dom.started_at = self.clock()
+            self._end_legacy(dom)
             if dom.pending is not None:
                 dom.binding = self._allocate(dom, dom.pending, dom.binding)
                 dom.resources = dom.pending
@@ -311,6 +320,14 @@ class Lifecycle(ManagerCore):
             out = Outcome([domain_event(action, name)])
             self._fail_slaves(dom, out)
             return out
+
+    @staticmethod
+    def _end_legacy(dom: Domain) -> None:
+        """A reboot or stop ends what a legacy-mode migration left (§6.1): the reserved
+        strands return to the pool and CPU dynamic reconfiguration works again."""
+        dom.cpu_dr_disabled = False
+        if dom.binding is not None:
+            dom.binding.reserved = []
 
     def _fail_slaves(self, master: Domain, out: Outcome) -> None:
         policy = master.failure_policy

@@ -42,13 +42,22 @@ class MemBlock:
 
 @dataclass
 class Binding:
-    """What a bound or active domain holds: strands (index = vCPU id), units, memory, console."""
+    """What a bound or active domain holds: strands (index = vCPU id), units, memory, console,
+    and strands reserved to it."""
 
     strands: list[int] = field(default_factory=list)
     mau: list[int] = field(default_factory=list)
     memory: list[MemBlock] = field(default_factory=list)
     console_port: int | None = None
     console_service: str | None = None
+    # Strands held for the domain but not given to it: the spare strands of the last core
+    # after a legacy-mode migration (``reserved:<domain>`` in migration.md §1.2, §6.1).
+    reserved: list[int] = field(default_factory=list)
+    # Crypto units taken out of the guest by crypto DR for a migration (§2.5), still reserved
+    # to the domain so that an abort gives them back.
+    held_mau: list[int] = field(default_factory=list)
+    # Hybrid-mode network devices moved to the switch path for a migration (§2.5 step 2).
+    held_hybrid: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -71,7 +80,13 @@ class Vds:
 
 @dataclass
 class Vsw:
-    """A virtual switch."""
+    """A virtual switch; ``macs`` is its MAC table (migration.md §1.7, §10.9).
+
+    The manager keeps the table itself: it holds the MAC of every network device on the
+    switch whose domain is bound, active or suspended, except a migration's target domain
+    before its commit (its addresses are announced when it resumes). So the table changes at
+    bind, unbind, removal and at a migration's commit.
+    """
 
     name: str
     mac: str
@@ -84,6 +99,7 @@ class Vsw:
     pvid: int = 1
     mtu: int = 1500
     vid: list[int] = field(default_factory=list)
+    macs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -108,6 +124,9 @@ class Vnet:
     vid: list[int] = field(default_factory=list)
     mode: str = ""
     mtu: int | None = None
+    # Runtime, for mode=hybrid: the device uses NIU hybrid resources (True) or the switch
+    # path (False). Set while the domain runs and its switch's NIU has capacity (§6.5).
+    hybrid: bool = False
 
 
 @dataclass
@@ -164,6 +183,7 @@ class Domain:
     started_at: float | None = None
     memdr: bool = False
     migration_flag: str = ""  # "s", "t" or "e" while a migration concerns the domain
+    cpu_dr_disabled: bool = False  # after a legacy-mode migration, until a reboot or stop
 
     @property
     def is_control(self) -> bool:

@@ -13,7 +13,7 @@ import copy
 from agent.ldm.errors import LdmError
 from agent.ldm.events import Outcome, allocation_event, resource_event
 from agent.ldm.lifecycle import Lifecycle
-from agent.ldm.model import ACTIVE, INACTIVE, Domain, Resources
+from agent.ldm.model import ACTIVE, INACTIVE, SUSPENDED, Domain, Resources
 from agent.ldm.sizes import format_size
 
 RECONF_STARTED = (
@@ -51,6 +51,9 @@ class Quantities(Lifecycle):
 
     def _cpu_request(self, dom: Domain, count: int | None, wcore: int) -> tuple[int, int]:
         """(vcpus, cores) asked for; whole-core requests must agree with the core size."""
+        if dom.cpu_dr_disabled and dom.state in (ACTIVE, SUSPENDED):
+            raise LdmError(f"CPU dynamic reconfiguration is disabled for domain {dom.name} "
+                           f"until it is rebooted")  # after a legacy-mode migration (§6.1)
         spc = self.platform.strands_per_core
         if wcore < 0:
             raise LdmError(f"Invalid value \"{wcore}\" for wcore")

@@ -340,8 +340,8 @@ class Queries(ManagerCore):
         units: dict[int, str] = {}
         for d in self.domains.values():
             if d.binding:
-                strands.update((s, d.name) for s in d.binding.strands)
-                units.update((u, d.name) for u in d.binding.mau)
+                strands.update((s, d.name) for s in d.binding.strands + d.binding.reserved)
+                units.update((u, d.name) for u in d.binding.mau + d.binding.held_mau)
         return strands, units
 
     def _devices_cpu(self, include_bound: bool) -> list[DeviceItem]:
@@ -382,6 +382,8 @@ class Queries(ManagerCore):
                 used.append(blk)
                 if include_bound:
                     rows.append((blk.pa, blk.size, d.name))
+        # Memory under scrub is neither free nor owned: it is not listed at all (§10.11).
+        used += self.scrubbing()
         rows += [(r.pa, r.size, "") for r in free_memory(self.platform, used)]
         return [DeviceItem("memory", (("pa", pa), ("size", size), ("bound", who)))
                 for pa, size, who in sorted(rows)]

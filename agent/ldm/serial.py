@@ -49,6 +49,9 @@ def _binding(row: dict | None) -> Binding | None:
         memory=[MemBlock(**b) for b in row["memory"]],
         console_port=row["console_port"],
         console_service=row["console_service"],
+        reserved=list(row.get("reserved", [])),
+        held_mau=list(row.get("held_mau", [])),
+        held_hybrid=list(row.get("held_hybrid", [])),
     )
 
 

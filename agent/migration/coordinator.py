@@ -20,7 +20,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from agent.ldm import LdmError
-from agent.migration import control, messages, phase1, source, target
+from agent.migration import control, describe, messages, phase1, source, target
 from agent.migration.channel import fingerprint
 from agent.migration.faults import Faults
 from agent.migration.request import MigrationRequest
@@ -28,6 +28,7 @@ from agent.migration.journal import (SOURCE, TARGET, Journal, JournalError, Reco
                                      token_matches)
 from agent.migration.sourcerun import SourceRun
 from agent.migration.targetrun import TargetRun
+from agent.xmlapi import messages as xml_messages
 from agent.xmlapi import resources
 
 log = Logger()
@@ -70,7 +71,8 @@ class Migrations:
         self.data_port = None
         self.outgoing: dict[str, SourceRun] = {}  # by source domain
         self.incoming: dict[str, TargetRun] = {}  # by migration id
-        self.finished: dict[str, list[tuple[str, str]]] = {}  # domain → final listing keys
+        # domain → (its UUID, the final listing keys): the final MIGRATION block (§7.3, M88).
+        self.finished: dict[str, tuple[str, list[tuple[str, str]]]] = {}
 
     # -- wiring ---------------------------------------------------------------------------
     def attach_data_port(self, port) -> None:
@@ -128,13 +130,13 @@ class Migrations:
     def cancel(self, domain: str, force: bool):
         """``cancel-operation [-f] migration``: None (done), lines, or a Deferred of lines."""
         if any(r.tdomain == domain for r in self.incoming.values()):
-            return [f"The migration of domain {domain} can be cancelled only on the source machine"]
+            return [messages.cancel_on_target(domain)]
         run = self.outgoing.get(domain)
         if run is None:
-            return [f"No migration is in progress for domain {domain}"]
+            return [messages.no_migration(domain)]
         state = source.state_name(run.machine)
         if force and state != "unresolved":
-            return ["Option -f is valid only for a migration with an unresolved outcome"]
+            return [messages.FORCE_ONLY_UNRESOLVED]
         if state != "unresolved":
             refusal = run.machine.cancel()
             return [refusal] if refusal else None
@@ -143,19 +145,13 @@ class Migrations:
     def _after_attempt(self, outcome, run: SourceRun, force: bool):
         host, ldom, tldom = run.host, run.domain, run.data["tdomain"]
         if outcome in ("completed", "resolved-completed"):
-            return ("ok", [f"The migration of domain {ldom} completed on target machine {host}; "
-                           f"the copy on this machine has been removed"])
+            return ("ok", [messages.cancel_found_completed(ldom, host)])
         if outcome in ("aborted", "resolved-aborted"):
-            return ("ok", [f"The migration of domain {ldom} did not complete on target machine "
-                           f"{host}; domain {ldom} has been restored on this machine"])
+            return ("ok", [messages.cancel_found_aborted(ldom, host)])
         if force:
             run.machine.force()
-            return ("ok", [f"Warning: Domain {ldom} was restored without confirmation from "
-                           f"target machine {host}"])
-        return ("fail", [f"Target machine {host} cannot be reached, so the outcome of the "
-                         f"migration of domain {ldom} is unknown",
-                         f"Use cancel-operation -f only after checking that domain {tldom} is "
-                         f"not running on {host}"])
+            return ("ok", [messages.forced_restore(ldom, host)])
+        return ("fail", messages.cancel_unreachable(ldom, tldom, host))
 
     # -- target side ----------------------------------------------------------------------
     def incoming_message(self, session, message: str, mid: str, body: dict):
@@ -163,8 +159,7 @@ class Migrations:
         name = session.identity.name
         if name.startswith("migration/") and (name != f"migration/{mid}" or message not in (
                 "mig-outcome", "mig-abort", "mig-release")):
-            return control.refusal([f"Not authorized to perform {message} (requires the write "
-                                    f"authorization)"])
+            return control.refusal([xml_messages.not_authorized(message, "write")])
         if message == "mig-hello":
             return self._hello(session, mid, body)
         run = self.incoming.get(mid)
@@ -201,6 +196,10 @@ class Migrations:
         for name in self.manager.domain_names():
             summary = self.manager.summary(name)
             if summary.uuid == wanted:
+                if body.get("forced") and summary.state in ("active", "suspended"):
+                    log.critical("domain {name} with UUID {uuid} runs here, but its source "
+                                 "restored it by a forced cancel (split brain)", name=name,
+                                 uuid=wanted)
                 return control.answer(mid, {"answer": "unknown", "domain-state": summary.state})
         return control.answer(mid, {"answer": "unknown", "domain-state": None})
 
@@ -249,10 +248,29 @@ class Migrations:
                 del self.outgoing[run.domain]
             # A dry run leaves no trace on either machine (M2): no final block to list.
             if not run.data.get("dry_run"):
-                self.finished[run.domain] = run.progress.listing()
+                self._keep_block(run.record, run.domain, run.progress.listing())
         else:
             if run.progress is not None:
-                self.finished[run.tdomain] = run.progress.listing()
+                self._keep_block(run.record, run.tdomain, run.progress.listing())
+
+    def _keep_block(self, record: Record, domain: str, block: list[tuple[str, str]]) -> None:
+        """Keep the final MIGRATION block of ``domain`` until its next migration or its removal
+        (§7.3, M88): in memory, and in the record so that it survives an agent restart."""
+        uuid_ = record.data.get("uuid", "")
+        self.finished[domain] = (uuid_, block)
+        try:
+            self.journal.advance(record, record.state, final_block=[list(kv) for kv in block],
+                                 ended_at=time.time())
+        except JournalError as error:
+            log.info("final block of {mid} not stored: {error}", mid=record.id, error=error)
+
+    def _load_blocks(self) -> None:
+        """The final blocks of ended migrations, latest per domain (at start)."""
+        ended = [r for r in self.journal.all_records() if r.final and r.data.get("final_block")]
+        for record in sorted(ended, key=lambda r: r.data.get("ended_at", 0)):
+            domain = record.data.get("domain" if record.role == SOURCE else "tdomain", "")
+            self.finished[domain] = (record.data.get("uuid", ""),
+                                     [tuple(kv) for kv in record.data["final_block"]])
 
     def listing(self, domain: str) -> list[tuple[str, str]] | None:
         """The list-domain migration keys of ``domain`` (§7.4), or None."""
@@ -263,7 +281,17 @@ class Migrations:
             if trun.tdomain == domain and trun.progress is not None and \
                     target.state_name(trun.machine) not in ("committed", "aborted"):
                 return trun.progress.listing()
-        return self.finished.get(domain)
+        kept = self.finished.get(domain)
+        if kept is None:
+            return None
+        # The block belongs to the domain that migrated: once it is removed (a later domain of
+        # the same name has another UUID, or none exists), the block is gone too (M88).
+        try:
+            if self.manager.summary(domain).uuid != kept[0]:
+                return None
+        except LdmError:
+            return None
+        return kept[1]
 
     # -- shared domain operations ---------------------------------------------------------
     def guest_shape(self, domain: str) -> dict:
@@ -274,8 +302,17 @@ class Migrations:
         if domain in self.hv.list():
             spec = self.hv.spec(domain)
             shape.update(memory=self.hv.map_ram(domain).nbytes,
-                         workload=spec.workload, **{"page-size": spec.page_size})
+                         workload=spec.workload, **{"page-size": spec.page_size,
+                                                    "os-capabilities": list(spec.os_capabilities)})
         return shape
+
+    def guest_facts(self, domain: str, host: dict) -> dict | None:
+        """The running guest's facts for the checks (§1.4): its OS capabilities as the
+        hypervisor reports them; None (the describe defaults) for a domain without a guest."""
+        if domain not in self.hv.list():
+            return None
+        perf = list(self.manager.constraints(domain).perf_counters)
+        return describe.running_guest(perf, host, list(self.hv.spec(domain).os_capabilities))
 
     def page_count(self, domain: str) -> int:
         return self.hv.map_ram(domain).nbytes // self.hv.page_size
@@ -295,6 +332,18 @@ class Migrations:
         except (LdmError, Exception) as error:  # a restore must go on whatever failed
             log.warn("suspend state of {domain} not changed: {error}", domain=domain, error=error)
 
+    def hold_devices(self, domain: str) -> None:
+        try:
+            self.manager.hold_devices(domain)
+        except LdmError as error:
+            log.warn("devices of {domain} not held: {error}", domain=domain, error=error)
+
+    def give_back_devices(self, domain: str) -> None:
+        try:
+            self.manager.give_back_devices(domain)
+        except LdmError as error:  # a restore must go on whatever failed
+            log.warn("devices of {domain} not given back: {error}", domain=domain, error=error)
+
     def remove_domain(self, domain: str, live: bool) -> None:
         if live and domain in self.hv.list():
             try:
@@ -312,10 +361,17 @@ class Migrations:
 
     # -- restart (§9.2, §9.3) -------------------------------------------------------------
     def recover(self) -> None:
+        self._load_blocks()
         for record in self.journal.open_records(TARGET):
             self._recover_target(record)
         for record in self.journal.open_records(SOURCE):
             self._recover_source(record)
+        for record in self.journal.all_records():
+            if record.role == SOURCE and record.state == "forced" and \
+                    not record.data.get("confirmed"):
+                # A forced recovery not yet confirmed goes on asking the target (§9.4).
+                SourceRun(self, record, live=record.data.get("state") == "active") \
+                    .confirm_forced()
 
     def _recover_target(self, record: Record) -> None:
         run = TargetRun(self, record)
@@ -339,10 +395,11 @@ class Migrations:
             return
         try:
             self.journal.advance(record, "aborted", outcome="aborted",
-                                 error="Lost connection to the Logical Domains Manager on this machine")
+                                 error=messages.LOCAL_LOST)
         except JournalError:
             return
         self.set_suspended(run.domain, False)
+        self.give_back_devices(run.domain)
         self.set_flag(run.domain, "")
         log.info("outgoing migration {mid} aborted at restart; {domain} restored", mid=record.id,
                  domain=run.domain)
@@ -371,5 +428,5 @@ class Migrations:
 
 def _summary(request: MigrationRequest) -> str:
     if request.dry_run:
-        return f"Domain Migration of LDom {request.source} would fail if attempted"
-    return f"Domain Migration of LDom {request.source} failed"
+        return messages.would_fail(request.source)
+    return messages.failed(request.source)

@@ -18,9 +18,9 @@ caller (``guest=``) or by the platform description:
   without it an active domain is "Solaris running" with every capability, and has negotiated
   the performance-counter groups its ``perf-counters`` need, when its machine offers them;
 * named cores and named memory blocks, alternate MAC addresses, volume ``storage-id`` and EFI
-  labels, NIU attachment of a switch's ``net-dev`` and hybrid usage: not in the manager; the
-  keys exist and are empty (NIU attachment is read from an optional ``net_devs`` list of each
-  ``[[nius]]`` entry of the platform description);
+  labels: not in the manager; the keys exist and are empty. NIU attachment of a switch's
+  ``net-dev`` (an optional ``net_devs`` list of each ``[[nius]]`` entry of the platform
+  description) and hybrid usage come from the manager (``niu_of``, ``hybrid_in_use``);
 * firmware features, hypervisor API groups and the largest page size are read from the
   platform description (``firmware_features``, ``hv_api_groups``, ``largest_page_size``),
   else the §1.3 defaults of the CPU type (``firmware_features`` absent = both features).
@@ -108,15 +108,22 @@ def _guest_facts(desc: dict, host: dict, guest: dict | None, running: bool) -> d
                 "api-groups": [list(g) for g in guest.get("api-groups", [])]}
     if not running:
         return {"softstate": "", "os-capabilities": [], "api-groups": []}
+    return running_guest(desc["perf-counters"], host)
+
+
+def running_guest(perf_counters: list[str], host: dict,
+                  capabilities: list[str] | None = None) -> dict:
+    """The facts of a guest running Solaris: ``capabilities`` (default: all of them), and the
+    performance-counter API groups its ``perf-counters`` need, where ``host`` offers them."""
     wanted = []
-    if "global" in desc["perf-counters"]:
+    if "global" in perf_counters:
         wanted.append(versions.GLOBAL_COUNTERS)
-    if {"strand", "htstrand"} & set(desc["perf-counters"]):
+    if {"strand", "htstrand"} & set(perf_counters):
         wanted.append(versions.STRAND_COUNTERS)
     groups = [[g, "1.0"] for g in wanted
               if versions.api_supported(host.get("hv-api-groups", []), g, "1.0")]
-    return {"softstate": SOLARIS_RUNNING, "os-capabilities": list(ALL_CAPABILITIES),
-            "api-groups": groups}
+    caps = list(ALL_CAPABILITIES) if capabilities is None else sorted(capabilities)
+    return {"softstate": SOLARIS_RUNNING, "os-capabilities": caps, "api-groups": groups}
 
 
 def _io(manager, names: list[str]) -> dict:
@@ -175,6 +182,7 @@ def describe_target(manager: "Manager", *, rules: CpuRules = DEFAULT_RULES) -> d
     used_strands = {s for d in doms.values() if d.binding for s in d.binding.strands}
     used_mau = {u for d in doms.values() if d.binding for u in d.binding.mau}
     used_memory = [b for d in doms.values() if d.binding for b in d.binding.memory]
+    used_memory += manager.scrubbing()  # memory under scrub is not free (§10.11)
     primary = doms.get(CONTROL_DOMAIN)
     return {
         "host": describe_host(manager, "", "", rules=rules),
@@ -191,12 +199,13 @@ def describe_target(manager: "Manager", *, rules: CpuRules = DEFAULT_RULES) -> d
             for v in vds.volumes.values()}}
             for d in doms.values() for name, vds in d.vdss.items()},
         "vsws": {name: {"owner": d.name, "owner-state": d.state, "mac": vsw.mac,
-                        "niu": _niu_of(plat, vsw.dev_path)}
+                        "niu": manager.niu_of(vsw.dev_path)}
                  for d in doms.values() for name, vsw in d.vsws.items()},
         "vccs": {name: {"owner": d.name, "owner-state": d.state, "min": vcc.min_port,
                         "max": vcc.max_port, "used": _ports_used(doms, name)}
                  for d in doms.values() for name, vcc in d.vccs.items()},
-        "nius": {n.name: {"capacity": n.hybrid_capacity, "in-use": 0} for n in plat.nius},
+        "nius": {n.name: {"capacity": n.hybrid_capacity, "in-use": manager.hybrid_in_use()[n.name]}
+                 for n in plat.nius},
     }
 
 
@@ -206,13 +215,6 @@ def _identity(dom) -> dict:
         macs.append(net.mac)
     return {"name": dom.name, "uuid": dom.uuid, "hostid": dom.hostid, "state": dom.state,
             "macs": macs}
-
-
-def _niu_of(plat, net_dev: str) -> str | None:
-    for entry in plat.raw.get("nius", []):
-        if net_dev and net_dev in entry.get("net_devs", []):
-            return entry["name"]
-    return None
 
 
 def _ports_used(doms, vcc: str) -> list[int]:

@@ -26,6 +26,7 @@ TARGET = "target"
 SOURCE_ORDER = ("intake", "prepared", "suspended", "commit-sent", "unresolved", "final")
 SOURCE_FINAL = ("completed", "aborted", "resolved-completed", "resolved-aborted", "forced",
                 "split-brain")
+FORCED_TO_SPLIT = ("forced", "split-brain")
 TARGET_ORDER = ("greeted", "prepared", "committing", "final")
 TARGET_FINAL = ("committed", "aborted")
 
@@ -107,7 +108,8 @@ class Journal:
         stored = self.get(record.id, record.role)
         if stored is None:
             raise JournalError(f"no {record.role} record for migration {record.id}")
-        if stored.final and state != stored.state:
+        # The one change of a final state: a forced recovery found to be a split brain (§9.4).
+        if stored.final and state != stored.state and (stored.state, state) != FORCED_TO_SPLIT:
             raise JournalError(f"migration {record.id} already ended as {stored.state}")
         if rank(record.role, state) < rank(record.role, stored.state):
             raise JournalError(f"migration {record.id}: {stored.state} cannot go back to {state}")

@@ -421,3 +421,106 @@ def certificate_changed(host: str) -> str:
 
 NO_OWN_CERTIFICATE = ("Certificate mode (-c) needs this machine's certificate, and the agent "
                       "was started without one")
+
+
+LOCAL_LOST = "Lost connection to the Logical Domains Manager on this machine"
+
+
+def data_lost(host: str) -> str:
+    return f"Lost the data connection to target machine {host}"
+
+
+def target_user_unauthorized(user: str, host: str) -> str:
+    return f"User {user} is not authorized to migrate domains to {host}"
+
+
+def resume_failed(tldom: str, host: str) -> str:
+    return f"Domain {tldom} could not be resumed on target machine {host}"
+
+
+def verification_failed(tldom: str, host: str) -> str:
+    return f"Memory verification of domain {tldom} failed on target machine {host}"
+
+
+def not_created(tldom: str, error: object) -> str:
+    return f"Domain {tldom} could not be created on the target machine: {error}"
+
+
+def unexpected_message(message: str) -> str:
+    return f"Unexpected control message {message}"
+
+
+def already_prepared(mid: str) -> str:
+    return f"Migration {mid} is already prepared"
+
+
+# -- cancel (§8.1, §8.4) -----------------------------------------------------------------------
+
+def cancel_on_target(tldom: str) -> str:
+    return f"The migration of domain {tldom} can be cancelled only on the source machine"
+
+
+def no_migration(ldom: str) -> str:
+    return f"No migration is in progress for domain {ldom}"
+
+
+def cancelled(ldom: str) -> str:
+    return f"Migration of domain {ldom} was cancelled"
+
+
+def past_pnr(ldom: str) -> str:
+    return (f"The migration of domain {ldom} has passed the point of no return and can no "
+            f"longer be cancelled")
+
+
+FORCE_ONLY_UNRESOLVED = "Option -f is valid only for a migration with an unresolved outcome"
+
+
+def cancel_found_completed(ldom: str, host: str) -> str:
+    return (f"The migration of domain {ldom} completed on target machine {host}; the copy on "
+            f"this machine has been removed")
+
+
+def cancel_found_aborted(ldom: str, host: str) -> str:
+    return (f"The migration of domain {ldom} did not complete on target machine {host}; "
+            f"domain {ldom} has been restored on this machine")
+
+
+def forced_restore(ldom: str, host: str) -> str:
+    return f"Warning: Domain {ldom} was restored without confirmation from target machine {host}"
+
+
+def cancel_unreachable(ldom: str, tldom: str, host: str) -> list[str]:
+    return [f"Target machine {host} cannot be reached, so the outcome of the migration of "
+            f"domain {ldom} is unknown",
+            f"Use cancel-operation -f only after checking that domain {tldom} is not running "
+            f"on {host}"]
+
+
+# -- the ambiguous window (§9.3) ---------------------------------------------------------------
+
+def restored(ldom: str) -> str:
+    return f"The migration did not complete; domain {ldom} has been restored on this machine"
+
+
+def lost_contact(host: str) -> str:
+    return f"Lost contact with target machine {host}"
+
+
+def unresolved_lines(ldom: str, host: str) -> list[str]:
+    return [f"Lost contact with target machine {host} after handing over domain {ldom}",
+            f"The outcome is not known yet; it will be settled automatically when {host} can "
+            f"be reached"]
+
+
+# -- split brain (§9.4) -----------------------------------------------------------------------
+
+def split_brain(ldom: str, host: str, tldom: str) -> str:
+    return (f"Domain {ldom} was restored on this machine by a forced cancel, but target machine "
+            f"{host} reports that domain {tldom} also resumed there")
+
+
+def split_brain_target(tldom: str, peer: str, ldom: str) -> str:
+    # Ours, the target's view of the same fact (§9.4: both agents log it at critical).
+    return (f"Domain {tldom} resumed on this machine, but source machine {peer} restored "
+            f"domain {ldom} by a forced cancel")

@@ -32,12 +32,13 @@ def self_target(host_typed: str, local_id: str, peer_id: str) -> list[str]:
     return list(result.lines) if result else []
 
 
-def source_results(manager, domain: str, request, target_host: dict) -> list:
-    return checks.source_checks(manager, domain, request, target_host)
+def source_results(manager, domain: str, request, target_host: dict,
+                   guest: dict | None = None) -> list:
+    return checks.source_checks(manager, domain, request, target_host, guest=guest)
 
 
-def description(manager, domain: str, local: dict) -> dict:
-    return describe.describe_source(manager, domain, local)
+def description(manager, domain: str, local: dict, guest: dict | None = None) -> dict:
+    return describe.describe_source(manager, domain, local, guest=guest)
 
 
 def target_results(manager, description_: dict, request_view: dict) -> list[dict]:

@@ -16,6 +16,9 @@ from agent.xmlapi.model import (HARDWARE, RESOURCE_ALLOCATION, Content, Envelope
 from agent.xmlapi.resources import EVENT, LIST_DOMAIN, output_keys
 
 _MIN_GAP_S = 0.1
+# Statistics only the source computes; it sends them with mig-transfer-done so that the
+# target's block shows them too (§10.10: the target shows the last value it received).
+SHARED_STATISTICS = ("downtime-budget", "expected-downtime")
 
 
 class Progress:

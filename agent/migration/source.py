@@ -19,6 +19,7 @@ from typing import Protocol
 
 from automat import TypeMachineBuilder
 
+from agent.migration import messages
 from agent.migration.journal import SOURCE_FINAL, Journal, Record
 
 CANCELLED = "cancelled"
@@ -32,6 +33,8 @@ class SourceEffects(Protocol):
     def stop_transfer(self) -> None: ...
     def set_flag(self, flag: str) -> None: ...
     def set_suspended(self, suspended: bool) -> None: ...
+    def hold_devices(self) -> None: ...
+    def give_back_devices(self) -> None: ...
     def remove_copy(self) -> None: ...
     def report(self, phase: int, percent: int) -> None: ...
     def finish(self, ok: bool, lines: list[str], outcome: str) -> None: ...
@@ -83,9 +86,6 @@ aborted = builder.state("aborted")
 BEFORE_PNR = (connecting, hello, checking, preparing, transferring, finalizing)
 STATE_BY_NAME = {s.name: s for s in (*BEFORE_PNR, handoff, unresolved, done, aborted)}
 
-NOT_CANCELLABLE = ("The migration of domain {ldom} has passed the point of no return and can "
-                   "no longer be cancelled")
-
 
 def _abort(core: SourceCore, lines: list[str], outcome: str, notify: bool = True) -> None:
     """The single undo path before the point of no return: journal, tell the target, restore."""
@@ -97,6 +97,7 @@ def _abort(core: SourceCore, lines: list[str], outcome: str, notify: bool = True
         core.effects.send("mig-abort", {"reason": outcome})
     if rec.data.get("suspended"):
         core.effects.set_suspended(False)  # resumes the guest the final copy paused
+    core.effects.give_back_devices()
     core.effects.set_flag("")
     core.effects.finish(False, lines, outcome)
 
@@ -124,6 +125,8 @@ def _dry_run_end(inputs: SourceInputs, core: SourceCore, ok: bool, lines: list[s
 @checking.upon(SourceInputs.checks_passed).to(preparing)
 def _send_prepare(inputs: SourceInputs, core: SourceCore) -> None:
     core.effects.report(1, 2 if core.live else 30)
+    if core.live:
+        core.effects.hold_devices()  # §2.5: crypto units leave the guest, reserved to it
     core.effects.send("mig-prepare", {})
 
 
@@ -189,7 +192,7 @@ def _lost_after_pnr(inputs: SourceInputs, core: SourceCore, lines: list[str]) ->
 
 @handoff.upon(SourceInputs.cancel).to(handoff)
 def _refuse_cancel(inputs: SourceInputs, core: SourceCore) -> str | None:
-    return NOT_CANCELLABLE.format(ldom=core.record.data["domain"])
+    return messages.past_pnr(core.record.data["domain"])
 
 
 @unresolved.upon(SourceInputs.cancel).to(unresolved)
@@ -234,7 +237,7 @@ for _state in BEFORE_PNR:
     @_state.upon(SourceInputs.cancel).to(aborted)
     def _cancelled(inputs: SourceInputs, core: SourceCore) -> str | None:
         ldom = core.record.data["domain"]
-        _abort(core, [f"Migration of domain {ldom} was cancelled"], CANCELLED)
+        _abort(core, [messages.cancelled(ldom)], CANCELLED)
         return None
 
 # Late events after the end change nothing (a reply racing a cancel, a second peer loss).

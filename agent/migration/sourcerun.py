@@ -16,7 +16,7 @@ from dataclasses import replace
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from agent.migration import control, phase1, source
+from agent.migration import checks, control, messages, phase1, source
 from agent.migration.channel import connect as data_connect
 from agent.migration import precopy
 from agent.migration.dataplane import COMPRESSION_NONE, SourceEngine, StopSignal, TransferOptions
@@ -24,7 +24,8 @@ from agent.migration.faults import CUT, DROP, HOLD, HOLD_S
 from agent.migration.journal import Record
 from agent.migration.messages import lost
 from agent.migration.peer import PeerError, open_control
-from agent.migration.progress import Progress
+from agent.migration.progress import SHARED_STATISTICS, Progress
+from agent.xmlapi import messages as xml_messages
 
 log = Logger()
 
@@ -34,9 +35,7 @@ PREPARE_TIMEOUT_S = 120.0
 
 
 def failed_summary(domain: str, dry_run: bool) -> str:
-    if dry_run:
-        return f"Domain Migration of LDom {domain} would fail if attempted"
-    return f"Domain Migration of LDom {domain} failed"
+    return messages.would_fail(domain) if dry_run else messages.failed(domain)
 
 
 class SourceRun:
@@ -121,11 +120,18 @@ class SourceRun:
                     "agent-version": local["agent-version"],
                     "dry-run": bool(self.data.get("dry_run"))}
         if message == "mig-check":
-            return {"description": phase1.description(self.svc.manager, self.domain,
-                                                      self.svc.host_facts()),
+            local = self.svc.host_facts()
+            return {"description": phase1.description(self.svc.manager, self.domain, local,
+                                                      self.svc.guest_facts(self.domain, local)),
                     "request": self.data["view"]}
+        if message == "mig-transfer-done":
+            # What only the source knows of the switch-over, for the target's block (§10.10).
+            return {"statistics": {k: self.progress.stats[k] for k in SHARED_STATISTICS
+                                   if self.progress.stats.get(k) is not None}}
         if message == "mig-prepare":
+            guest = self.svc.guest_facts(self.domain, self.svc.host_facts())
             return {"domain": self.svc.manager.export_domain(self.domain),
+                    "legacy": bool(self.core.live and guest and checks.legacy_mode(guest)),
                     "tdomain": self.data["tdomain"], "source-ldom": self.domain,
                     "source-host": self.svc.server_name,
                     "state": self.data["state"], "guest": self.svc.guest_shape(self.domain),
@@ -149,17 +155,15 @@ class SourceRun:
                 self.progress.stats["downtime"] = reply.body.get("downtime")
                 return m.committed()
             return m.target_aborted([reply.body.get("error") or
-                                     f"Domain {self.data['tdomain']} could not be resumed on "
-                                     f"target machine {self.host}"])
+                                     messages.resume_failed(self.data["tdomain"], self.host)])
 
     def _greeted(self, reply: control.Reply) -> None:
         """Stage 1 (``mig-hello``) and stage 2 (the source-side checks) of §6.0."""
         m = self.machine
         if not reply.ok:
             lines = reply.lines
-            if lines and lines[0].startswith("Not authorized to perform mig-hello"):
-                lines = [f"User {self.data['user']} is not authorized to migrate domains to "
-                         f"{self.host}"]
+            if lines and lines[0] == xml_messages.not_authorized("mig-hello", "write"):
+                lines = [messages.target_user_unauthorized(self.data["user"], self.host)]
             return m.failed(lines)
         self.svc.journal.store_token(self.record.id, reply.body.pop("token"))
         target_host = reply.body.get("host") or {}
@@ -168,8 +172,9 @@ class SourceRun:
         if lines:
             return m.failed(lines)
         # Before the flag: K03 must see the domain as it was when the request came (§6.16).
-        self.source_results = phase1.source_results(self.svc.manager, self.domain, self.request,
-                                                    target_host)
+        self.source_results = phase1.source_results(
+            self.svc.manager, self.domain, self.request, target_host,
+            self.svc.guest_facts(self.domain, local))
         m.hello_answered(reply.body)
         force, dry = bool(self.data.get("force")), bool(self.data.get("dry_run"))
         if not dry and phase1.failed(self.source_results, force):
@@ -246,13 +251,13 @@ class SourceRun:
             error = result.error or ""
             if "did not converge" not in error:
                 log.info("data plane of {mid} failed: {error}", mid=self.record.id, error=error)
-                error = f"Lost the data connection to target machine {self.host}"
+                error = messages.data_lost(self.host)
             self.machine.failed([error])
 
     def _transfer_crashed(self, failure) -> None:
         log.info("data channel of {mid} could not be used: {why}", mid=self.record.id,
                  why=failure.getErrorMessage())
-        self.machine.failed([f"Lost the data connection to target machine {self.host}"])
+        self.machine.failed([messages.data_lost(self.host)])
 
     def stop_transfer(self) -> None:
         self.stop.abort()
@@ -262,6 +267,12 @@ class SourceRun:
 
     def set_suspended(self, suspended: bool) -> None:
         self.svc.set_suspended(self.domain, suspended)
+
+    def hold_devices(self) -> None:
+        self.svc.hold_devices(self.domain)
+
+    def give_back_devices(self) -> None:
+        self.svc.give_back_devices(self.domain)
 
     def remove_copy(self) -> None:
         self.svc.remove_domain(self.domain, live=self.core.live)
@@ -289,15 +300,14 @@ class SourceRun:
         if outcome in ("completed", "resolved-completed"):
             self.svc.journal.drop_token(self.record.id)
         if outcome == "resolved-aborted" and not self._answered:
-            lines = [lost(self.host),
-                     f"The migration did not complete; domain {self.domain} has been restored "
-                     f"on this machine"]
+            lines = [lost(self.host), messages.restored(self.domain)]
         if outcome == "forced":
-            lines = [f"Warning: Domain {self.domain} was restored without confirmation from "
-                     f"target machine {self.host}"]
+            lines = [messages.forced_restore(self.domain, self.host)]
         self._answer(ok, lines)
         if self.conn is not None and outcome not in ("completed",):
             self._close_channel()
+        if outcome == "forced":
+            self.confirm_forced()  # until the target answers (§9.4)
 
     def _answer(self, ok: bool, lines: list[str]) -> None:
         if self._answered:
@@ -333,38 +343,70 @@ class SourceRun:
         if self._ticker is not None:
             self._ticker.stop()
             self._ticker = None
-        self.progress.final(False, "unresolved", f"Lost contact with target machine {self.host}")
-        self._answer(False, [
-            f"Lost contact with target machine {self.host} after handing over domain {self.domain}",
-            f"The outcome is not known yet; it will be settled automatically when {self.host} "
-            f"can be reached"])
+        self.progress.final(False, "unresolved", messages.lost_contact(self.host))
+        self._answer(False, messages.unresolved_lines(self.domain, self.host))
+
+    def _ask_outcome(self, forced: bool = False) -> defer.Deferred:
+        """One ``mig-outcome`` on a new session with the resolution token (§4.2); fires with
+        the decoded reply. ``forced`` tells the target the source copy was restored (§9.4)."""
+        token = self.svc.journal.load_token(self.record.id) or ""
+        d = open_control(self.svc.reactor, self.host, self.data["port"],
+                         f"migration/{self.record.id}", token, timeout=10.0,
+                         **self.svc.control_auth(self.data))
+        body = {"uuid": self.data.get("uuid"), **({"forced": True} if forced else {})}
+
+        def ask(conn):
+            q = conn.request(control.encode_request("mig-outcome", self.record.id, body))
+            q.addTimeout(10.0, self.svc.reactor)
+            q.addBoth(lambda r: (conn.close(), r)[1])
+            return q
+
+        return d.addCallback(ask).addCallback(control.decode_reply)
 
     def _attempt(self, index: int, reschedule: bool = True) -> None:
         if source.state_name(self.machine) != "unresolved":
             self._resolving = False
             return
-        token = self.svc.journal.load_token(self.record.id) or ""
-        d = open_control(self.svc.reactor, self.host, self.data["port"],
-                         f"migration/{self.record.id}", token, timeout=10.0,
-                         **self.svc.control_auth(self.data))
 
-        def ask(conn):
-            q = conn.request(control.encode_request("mig-outcome", self.record.id,
-                                                     {"uuid": self.data.get("uuid")}))
-            q.addTimeout(10.0, self.svc.reactor)
-            q.addBoth(lambda r: (conn.close(), r)[1])
-            return q
-
-        def answered(document):
-            answer = settle(control.decode_reply(document))
+        def answered(reply):
+            answer = settle(reply)
             if answer is not None and source.state_name(self.machine) == "unresolved":
                 self._resolving = False
                 self.machine.outcome(answer)
             elif answer is None:
                 self._no_answer(index, reschedule)
 
-        d.addCallback(ask)
-        d.addCallbacks(answered, lambda f: self._no_answer(index, reschedule))
+        self._ask_outcome().addCallbacks(answered, lambda f: self._no_answer(index, reschedule))
+
+    # -- after a forced recovery (§9.4) -----------------------------------------------------
+    def confirm_forced(self, index: int = 0) -> None:
+        """Keep asking the target, on the §9.3 schedule, whether the forced choice was right."""
+
+        def answered(reply):
+            verdict = forced_verdict(reply)
+            if verdict == "split-brain":
+                self._split_brain()
+            elif verdict == "confirmed":
+                self.svc.journal.advance(self.record, "forced", confirmed=True)
+                log.info("forced recovery of migration {mid} confirmed by {host}",
+                         mid=self.record.id, host=self.host)
+            else:
+                retry(None)
+
+        def retry(_):
+            delay = (1, 2, 4, 8, 16, 30)[min(index, 5)] * self.svc.resolve_scale
+            self.svc.reactor.callLater(delay, self.confirm_forced, index + 1)
+
+        self._ask_outcome(forced=True).addCallbacks(answered, retry)
+
+    def _split_brain(self) -> None:
+        """Both copies ran (I1 broken by the operator's force): record, log, report (§9.4).
+        Neither copy is stopped: the operator decides."""
+        line = messages.split_brain(self.domain, self.host, self.data["tdomain"])
+        log.critical("{line}", line=line)
+        self.svc.journal.advance(self.record, "split-brain", outcome="split-brain", error=line)
+        self.progress.final(False, "split-brain", line)  # the one extra final event (§7.5)
+        self.svc.ended(self)
 
     def _no_answer(self, index: int, reschedule: bool) -> None:
         waiters, self._resolve_waiters = self._resolve_waiters, []
@@ -398,6 +440,19 @@ def settle(reply: control.Reply) -> str | None:
     if answer == "unknown":
         log.critical("outcome of migration unknown and the target holds the domain {state}; "
                      "operator action needed", state=state)
+    return None
+
+
+def forced_verdict(reply: control.Reply) -> str | None:
+    """§9.4: after a forced recovery, what a ``mig-outcome`` answer means: ``split-brain`` (the
+    target's copy runs too), ``confirmed`` (the forced choice was right), or None (ask again)."""
+    if not reply.ok:
+        return None
+    answer, state = reply.body.get("answer"), reply.body.get("domain-state")
+    if answer == "committed" or (answer == "unknown" and state in ("active", "suspended")):
+        return "split-brain"
+    if answer in ("aborted", "unknown"):
+        return "confirmed"
     return None
 
 

@@ -14,13 +14,13 @@ import time
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from agent.hypervisor.base import PAGE_SIZE, GuestSpec
+from agent.hypervisor.base import OS_CAPABILITIES, PAGE_SIZE, GuestSpec
 from agent.ldm import LdmError
-from agent.migration import control, target
+from agent.migration import control, messages, target
 from agent.migration.faults import DROP, HOLD, HOLD_S
 from agent.migration.journal import Record
 from agent.migration.keepalive import Keepalive, watch
-from agent.migration.progress import Progress
+from agent.migration.progress import SHARED_STATISTICS, Progress
 
 log = Logger()
 
@@ -33,7 +33,8 @@ def guest_spec(name: str, shape: dict) -> GuestSpec:
     size, vCPUs, workload and page size; an older source sends no workload or page size."""
     return GuestSpec(name, int(shape["memory"]), int(shape["vcpus"]),
                      workload=shape.get("workload", "idle"),
-                     page_size=int(shape.get("page-size", PAGE_SIZE)))
+                     page_size=int(shape.get("page-size", PAGE_SIZE)),
+                     os_capabilities=tuple(shape.get("os-capabilities", OS_CAPABILITIES)))
 
 
 def guest_downtime(hv, name: str, beats_before: int | None,
@@ -86,6 +87,8 @@ class TargetRun:
         self.downtime: float | None = None  # ms, measured by the guest at its resume
         self._ticker = None  # the once-a-second progress LoopingCall while the run is open
         self._keepalive = None  # the keepalive watch on the source's control session (§9.1)
+        self.reserved = ""  # the target name this run keeps from add-domain (§6.13)
+        self._source_stats: dict = {}  # statistics the source sends with mig-transfer-done
         if session is not None:
             self._watch_source()
 
@@ -95,10 +98,12 @@ class TargetRun:
         mid = self.record.id
         if message == "mig-check":
             results = self.svc.target_checks(body)
+            self._reserve_name(body.get("request") or {}, results)
             return control.answer(mid, {"results": results})
         if message == "mig-prepare":
             return self._prepare(body)
         if message == "mig-transfer-done":
+            self._source_stats = body.get("statistics") or {}
             d = self.transfer
             d.addTimeout(TRANSFER_WAIT_S, self.svc.reactor)
             return d.addCallbacks(self._transfer_done, self._transfer_missing)
@@ -107,22 +112,44 @@ class TargetRun:
         if message == "mig-abort":
             return control.answer(mid, {"answer": self.machine.abort()})
         if message == "mig-outcome":
-            return control.answer(mid, {"answer": self.machine.outcome()})
+            answer = self.machine.outcome()
+            if body.get("forced") and answer == target.COMMITTED:
+                # The source restored its copy by force while ours runs: a split brain (§9.4).
+                log.critical("{line}", line=messages.split_brain_target(
+                    self.tdomain, self.record.data.get("peer", ""),
+                    self.record.data.get("peer_ldom", "")))
+            return control.answer(mid, {"answer": answer})
         if message == "mig-release":
             self.svc.journal.advance(self.record, self.record.state, released=True)
             return control.answer(mid, {})
-        return control.refusal([f"Unexpected control message {message}"])
+        return control.refusal([messages.unexpected_message(message)])
+
+    def _reserve_name(self, request: dict, results: list[dict]) -> None:
+        """A real run whose target checks passed keeps its target name until it ends (§6.13)."""
+        force = bool(request.get("force"))
+        failed = any(r["result"] == "fail" and not (force and r["overridable"]) for r in results)
+        name = request.get("target-name") or ""
+        if name and not failed and not request.get("dry-run") and \
+                target.state_name(self.machine) == "greeted":
+            self.reserved = name
+            self.svc.manager.reserve_name(name, messages.name_reserved(name))
+
+    def _release_name(self) -> None:
+        if self.reserved:
+            self.svc.manager.release_name(self.reserved)
+            self.reserved = ""
 
     def _prepare(self, body: dict):
         if target.state_name(self.machine) != "greeted":
-            return control.refusal([f"Migration {self.record.id} is already prepared"])
+            return control.refusal([messages.already_prepared(self.record.id)])
         row, state, shape = body["domain"], body["state"], body.get("guest") or {}
         self.tdomain = body["tdomain"]
         self.svc.journal.advance(self.record, "greeted", tdomain=self.tdomain, domain_state=state,
                                  uuid=row.get("uuid"), peer_ldom=body.get("source-ldom", ""))
         self.core.live = state == "active"
         try:
-            self.svc.manager.import_domain(row, self.tdomain, bind=state != "inactive")
+            self.svc.manager.import_domain(row, self.tdomain, bind=state != "inactive",
+                                           legacy=self.core.live and bool(body.get("legacy")))
         except LdmError as error:
             return control.refusal([str(error)])
         reply: dict = {}
@@ -137,8 +164,7 @@ class TargetRun:
             log.failure("receiving guest for {mid} could not be created", mid=self.record.id)
             self.record.data["domain_created"] = True
             self.machine.abort()
-            return control.refusal([f"Domain {self.tdomain} could not be created on the target "
-                                    f"machine: {error}"])
+            return control.refusal([messages.not_created(self.tdomain, error)])
         self.progress = Progress(self.svc.publish, self.svc.server_name, role="target",
                                  domain=self.tdomain, peer=body.get("source-host", ""),
                                  peer_ldom=body.get("source-ldom", ""), mid=self.record.id,
@@ -151,17 +177,21 @@ class TargetRun:
             error = result if isinstance(result, Exception) else result.error
             log.info("incoming transfer {mid} failed: {error}", mid=self.record.id, error=error)
             self.machine.abort()
-            return control.refusal([f"Memory verification of domain {self.tdomain} failed on "
-                                    f"target machine {self.svc.server_name}"])
+            return control.refusal([messages.verification_failed(self.tdomain,
+                                                                 self.svc.server_name)])
         if self.progress is not None:
-            self.progress.update(phase=4, percent=95, stats={k: v for k, v in result.statistics.as_dict().items() if k not in ('role', 'status')})
+            stats = {k: v for k, v in result.statistics.as_dict().items()
+                     if k not in ("role", "status")}
+            # The budget and the last estimate are the source's (§10.10: "last value received").
+            stats.update({k: v for k, v in self._source_stats.items()
+                          if k in SHARED_STATISTICS})
+            self.progress.update(phase=4, percent=95, stats=stats)
         self.machine.transfer_verified()
         return control.answer(self.record.id, {"ready": True})
 
     def _transfer_missing(self, failure):
         self.machine.abort()
-        return control.refusal([f"Memory verification of domain {self.tdomain} failed on "
-                                f"target machine {self.svc.server_name}"])
+        return control.refusal([messages.verification_failed(self.tdomain, self.svc.server_name)])
 
     def _commit(self):
         answer = self.machine.commit()
@@ -169,8 +199,7 @@ class TargetRun:
         if answer == target.COMMITTED and self.downtime is not None:
             body["downtime"] = self.downtime  # the guest-observed switch-over gap (§10.8)
         if answer == target.ABORTED and self.resume_error:
-            body["error"] = (f"Domain {self.tdomain} could not be resumed on target machine "
-                             f"{self.svc.server_name}")
+            body["error"] = messages.resume_failed(self.tdomain, self.svc.server_name)
         if self.svc.faults.hit("target-commit-reply") == DROP:
             self.cut()
             return defer.Deferred()  # the reply is lost with the connection
@@ -222,6 +251,7 @@ class TargetRun:
 
     # -- TargetEffects ------------------------------------------------------------------------
     def destroy_domain(self) -> None:
+        self._release_name()
         if self.svc.data_port is not None:
             self.svc.data_port.tokens.revoke(self.record.id)
         self.svc.remove_domain(self.tdomain, live=True)
@@ -242,10 +272,13 @@ class TargetRun:
             self.resume_error = str(error)
             raise
         self.svc.set_flag(self.tdomain, "")
-        self.svc.domain_event("migrate-domain", self.tdomain)
 
     def report(self, phase: int, percent: int, status: str) -> None:
+        if status != "ongoing":
+            self._release_name()  # the operation has ended
         if self.progress is None:
+            if status == "done":  # a commit completed at restart: no series to end
+                self.svc.domain_event("migrate-domain", self.tdomain)
             return
         if status == "ongoing":
             if not self.progress.started:
@@ -258,6 +291,10 @@ class TargetRun:
                 self._ticker.stop()
                 self._ticker = None
             self.progress.final(status == "done", "completed" if status == "done" else "aborted")
+            if status == "done":
+                self.progress.phase = phase
+                # The record has just become committed: the one domain event (§7.5, M86).
+                self.svc.domain_event("migrate-domain", self.tdomain)
             self.svc.ended(self)
 
     def fault(self, point: str) -> None:

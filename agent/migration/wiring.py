@@ -66,6 +66,7 @@ class DataPortListening:
 def install(cfg, reactor, service, hypervisor, cert_file, key_file) -> DataPortListening:
     """Create the agent's migrations, start the data port, finish open records once running."""
     journal = Journal(cfg.state_dir)
+    service.manager.scrub_rate = cfg.scrub_rate  # the simulated scrub (§10.11)
     migrations = Migrations(reactor=reactor, manager=service.manager, hypervisor=hypervisor,
                             journal=journal, server_name=cfg.host_name,
                             publish=service.bus.publish, cert_file=str(cert_file),

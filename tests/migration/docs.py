@@ -55,8 +55,38 @@ def list_domain() -> bytes:
     return _doc("list-domain")
 
 
+def props(action: str, domain: str, rtype: str, values: dict[str, str]) -> bytes:
+    """An ``action`` on ``domain`` with one Item of ``rtype`` carrying ``values``."""
+    fields = "".join(f'<gprop:GenericProperty key="{k}">{v}</gprop:GenericProperty>'
+                     for k, v in values.items())
+    item = f"<Item><rasd:OtherResourceType>{rtype}</rasd:OtherResourceType>{fields}</Item>"
+    return _doc(action, _content(domain, item))
+
+
+def list_free(rtype: str = "memory") -> bytes:
+    """list-devices of one class (``memory``, ``cpu``, ...): what is free."""
+    item = f"<Item><rasd:OtherResourceType>{rtype}</rasd:OtherResourceType></Item>"
+    return _doc("list-devices", f'<Section xsi:type="ovf:VirtualHardwareSection_Type">{item}'
+                                '</Section>')
+
+
+def list_free_memory() -> bytes:
+    return list_free("memory")
+
+
+def values(response: bytes, key: str) -> list[str]:
+    """Every value of property ``key`` in an answer, in document order."""
+    root = etree.fromstring(response)
+    return [p.text or "" for p in root.iter("{./schemas/GenericProperty}GenericProperty")
+            if p.get("key") == key]
+
+
+def reg_domain_events() -> bytes:
+    return _doc("reg-domain-events")
+
+
 def migrate(domain: str, target: str, user: str | None, password: str | None,
-            tdomain: str | None = None, options: str = "") -> bytes:
+            tdomain: str | None = None, options: str = "", arguments: str = "") -> bytes:
     props = f'<gprop:GenericProperty key="target">{target}</gprop:GenericProperty>'
     if user is not None:
         props += (f'<gprop:GenericProperty key="username">'
@@ -66,7 +96,7 @@ def migrate(domain: str, target: str, user: str | None, password: str | None,
                   f'{base64.b64encode(password.encode()).decode()}</gprop:GenericProperty>')
     item = f"<Item><rasd:OtherResourceType>ldom_info</rasd:OtherResourceType>{props}</Item>"
     body = _content(domain) + _content(tdomain or domain, item, "ResourceAllocationSection_Type")
-    return _doc("migrate-domain", body, options)
+    return _doc("migrate-domain", body, options, arguments)
 
 
 def cancel(domain: str, force: bool = False) -> bytes:
@@ -107,3 +137,12 @@ def event_props(document: bytes) -> tuple[str, dict[str, str]]:
     root = etree.fromstring(document)
     props = {p.get("key"): p.text or "" for p in root.iter("{./schemas/GenericProperty}GenericProperty")}
     return root.findtext("cmd/action") or "", props
+
+
+def free_bytes(response: bytes) -> int:
+    """The total size of the memory blocks a list-devices answer lists."""
+    from agent.ldm.sizes import parse_size
+
+    root = etree.fromstring(response)
+    return sum(parse_size(p.text) for p in
+               root.iter("{./schemas/GenericProperty}GenericProperty") if p.get("key") == "size")

@@ -94,19 +94,43 @@ def test_m83_parseable_long_status_has_the_statistics_in_spec_order():
     assert values["memory-total"] == info["memory-total"]  # bytes
 
 
-def test_m83_human_migration_block_keeps_the_spec_order():
-    """M83 (order only): the -l -o status MIGRATION block lists its keys in §10.10 order.
+def test_m83_human_migration_block_shows_every_statistic_in_spec_order_with_units():
+    """M83: the -l -o status MIGRATION block shows every §10.10 key, in its order (§7.3's
+    `id` label for migration-id), with the §7.3 units: sizes with one decimal, rates in /s,
+    times in seconds with one decimal, downtimes in milliseconds."""
+    info = {k: "1" for k in SPEC_ORDER}
+    info.update({"migration-id": "3f0c", "role": "source", "peer": "system2",
+                 "peer-ldom": "ldg-web", "status": "ongoing", "outcome": "completed",
+                 "time-elapsed": "12412", "setup-time": "400", "memory-total": str(8 * G),
+                 "memory-processed": str(9.2 * G), "memory-remaining": str(310.5 * (1 << 20)),
+                 "data-total": str(8 * G), "data-processed": str(4 * G),
+                 "data-remaining": str(4 * G), "transferred": str(6.1 * G),
+                 "normal-bytes": str(2 * G), "page-size": "8192", "dirty-rate": "9120",
+                 "throughput": str(611.2 * (1 << 20)), "compression": "zlib",
+                 "compression-ratio": "0.42", "throttle": "0", "downtime-budget": "300",
+                 "expected-downtime": "512", "downtime": "42", "switchover": "budget",
+                 "error": "x"})
+    title, lines = listing.migration_section(info)
+    assert title == "    MIGRATION"
+    shown = dict((line.split(None, 1) + [""])[:2] for line in lines)
+    labels = [line.split()[0] for line in lines]
+    assert labels == ["id", *SPEC_ORDER[1:]]
+    assert all(line.startswith("        ") for line in lines)
+    assert shown["time-elapsed"] == "12.4s" and shown["setup-time"] == "0.4s"
+    assert shown["memory-total"] == "8.0G" and shown["memory-processed"] == "9.2G"
+    assert shown["memory-remaining"] == "310.5M" and shown["transferred"] == "6.1G"
+    assert shown["data-processed"] == "4.0G" and shown["normal-bytes"] == "2.0G"
+    assert shown["page-size"] == "8.0K"
+    assert shown["dirty-rate"] == "9120 pages/s" and shown["throughput"] == "611.2M/s"
+    assert shown["throttle"] == "0%" and shown["compression-ratio"] == "0.42"
+    assert shown["downtime-budget"] == "300ms" and shown["expected-downtime"] == "512ms"
+    assert shown["downtime"] == "42ms"
 
-    Known gap: that block leaves out data-*, normal-*, page-size and compression-ratio, and
-    puts switchover before downtime-budget; see the report. This test checks the relative
-    order of the keys it shows except switchover."""
-    keys = [key for _, key, _ in listing.MIGRATION_LINES if key != "switchover"]
-    assert keys == [k for k in SPEC_ORDER if k in keys]
-    info = {"time-elapsed": "12412", "memory-total": str(8 * G), "throughput": str(300 << 20),
-            "downtime": "42"}
-    _, lines = listing.migration_section(info)
-    text = "\n".join(lines)
-    assert "12.4s" in text and "8.0G" in text and "300.0M/s" in text and "42ms" in text
+
+def test_m83_human_block_leaves_out_keys_without_a_value():
+    """M83 (§7.3): a key with no value yet is not shown; the rest keep their order."""
+    _, lines = listing.migration_section({"role": "target", "round": "3", "downtime": "7"})
+    assert [line.split()[0] for line in lines] == ["role", "round", "downtime"]
 
 
 # -- M103: the CLI's exit status after the ambiguous window -------------------------------------

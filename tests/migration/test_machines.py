@@ -272,3 +272,25 @@ def test_resolution_token_file_is_private(journal):
     assert path.stat().st_mode & 0o777 == 0o600
     assert journal.load_token("j2") == "ab" * 32
     assert "ab" * 32 not in (journal.dir / "migrations.db").read_bytes().decode("latin-1")
+
+
+def test_m13_crypto_units_leave_before_the_prepare_and_return_at_every_abort(journal):
+    """§2.5 step 1 and M13: a live migration takes the units out of the guest just before
+    mig-prepare; the abort (here a cancel in phase 3) gives them back before the flag clears."""
+    machine, fx = make_source(journal)
+    machine.connected()
+    machine.hello_answered({})
+    machine.checks_passed()
+    names = [name for name, _, _ in fx.log]
+    assert names.index("hold_devices") < [i for i, (n, a, _) in enumerate(fx.log)
+                                          if n == "send" and a[0] == "mig-prepare"][0]
+    machine.prepared({})
+    machine.cancel()
+    names = [name for name, _, _ in fx.log]
+    assert names.index("give_back_devices") < len(names) - 1 - names[::-1].index("set_flag")
+
+
+def test_a_cold_migration_holds_no_device(journal):
+    machine, fx = make_source(journal, live=False)
+    run_to_handoff(machine, live=False)
+    assert not fx.calls("hold_devices")

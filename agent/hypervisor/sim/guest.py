@@ -73,6 +73,10 @@ class Guest:
         self.restored: VcpuState | None = None
         self._last_tick = 0.0
         self._resumed = False  # the next heartbeat is the first after a resume
+        # The guest's time of day is the host's plus this offset (§10.8). A freshly booted
+        # guest sets its own clock (here: a random offset within half an hour); a restored
+        # one takes the offset from the vCPU state, which is how a migration preserves it.
+        self.tod_offset_ns = 0
 
     # ---- the vCPU loop ------------------------------------------------------------------
 
@@ -184,6 +188,7 @@ class Guest:
             "longest_gap_ns": header["longest_gap_ns"] if booted else 0,
             "beats": header["beats"] if booted else 0,
             "resume_gap_ns": header["resume_gap_ns"] if booted else 0,
+            "tod_offset_ns": self.tod_offset_ns,
         }
 
     def op_pause(self, request: dict) -> dict:
@@ -229,6 +234,7 @@ class Guest:
                 pages_written=layout.read_field(self.ram, "pages_written") if booted else 0,
                 ledger_crc=oracle.ledger_crc(self.ram, self.geo),
                 cursor=self.picker.cursor,
+                tod_offset_ns=self.tod_offset_ns,
             )
         return {"blob": state.to_bytes().decode()}
 
@@ -272,6 +278,7 @@ class Guest:
         if self.restored is not None:
             state, self.restored = self.restored, None
             self.picker.cursor = state.cursor % self.picker.size
+            self.tod_offset_ns = state.tod_offset_ns
             written = layout.read_field(ram, "pages_written") if layout.has_header(ram) else 0
             crc = oracle.ledger_crc(ram, self.geo)
             if written != state.pages_written or crc != state.ledger_crc:
@@ -282,12 +289,20 @@ class Guest:
                 )
         elif not layout.has_header(ram):
             layout.init_header(ram, self.geo)
+            self.tod_offset_ns = _own_clock_offset()
         else:
             # A reboot on kept memory: the time spent stopped is not a pause.
             layout.write_field(ram, "last_beat_ns", 0)
             layout.seal_header(ram)
+            self.tod_offset_ns = _own_clock_offset()
         self.dirty[0] |= 1
         self.booted = True
+
+
+def _own_clock_offset() -> int:
+    """The offset a booting guest's clock starts with: within ±30 min of the host's, in ns."""
+    half_hour_ns = 1_800_000_000_000
+    return int.from_bytes(os.urandom(8), "big") % (2 * half_hour_ns) - half_hour_ns
 
 
 def serve(guest: Guest, listener: socket.socket) -> None:

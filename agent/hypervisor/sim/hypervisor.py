@@ -184,6 +184,7 @@ class SimHypervisor:
                     corruption=reply["corruption"],
                     heartbeats=reply["beats"],
                     resume_pause_ms=_pause_ms(reply["resume_gap_ns"]),
+                    tod_offset_ns=reply.get("tod_offset_ns", 0),
                 )
             except control.GuestGone:
                 pass  # died between the two looks: report it as such below

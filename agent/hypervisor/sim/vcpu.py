@@ -2,8 +2,10 @@
 
 It holds what guest memory cannot vouch for by itself: the write counter and the ledger's
 CRC at suspend time (so a target can tell a complete final copy from one that was dropped
-as a whole), plus the workload's position so the writer carries on where it stopped. The
-encoding is JSON, versioned by ``format``.
+as a whole), the workload's position so the writer carries on where it stopped, and the
+time-of-day offset (guest time minus host time, migration.md §10.8), so that the guest's
+clock goes on after a move without losing the downtime. The encoding is JSON, versioned by
+``format``; a blob without the offset (an older agent) decodes with offset 0.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class VcpuState:
     pages_written: int
     ledger_crc: int
     cursor: int
+    tod_offset_ns: int = 0
 
     def to_bytes(self) -> bytes:
         fields = asdict(self)
