@@ -52,6 +52,8 @@ def build(cfg: AgentConfig, reactor):
     authenticator.migrations = lambda: service.migrations
     from agent.guestwatch import GuestWatch
     GuestWatch(hypervisor, manager, service.bus.publish, reactor).start()
+    from agent import memtrim
+    memtrim.start(reactor)
     front = FrontDoorConfig(document_limit=cfg.max_document_bytes,
                             negotiation_timeout=cfg.negotiation_timeout)
     factory = build_factory(service, authenticator, tls, cfg.host_name, reactor=reactor,
