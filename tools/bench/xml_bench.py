@@ -2,10 +2,17 @@
 agent (1 client and 16 concurrent clients), with the in-process baseline (decode + validate +
 dispatch + encode of the same document) measured in the same run.
 
-    python tools/bench/xml_bench.py [--seconds 5] [--json FILE] [--no-docs]
+    python tools/bench/xml_bench.py [--seconds 5] [--slices 10] [--floor] [--json FILE] [--no-docs]
 
 Targets (issue 2): one-client throughput >= 0.5x the in-process baseline; p99 with 16 clients
 <= 10x its p50.
+
+The in-process baseline and the one-client run alternate in ``--slices`` short slices of the
+same total length, so that a machine whose load changes during the run affects both alike.
+``--floor`` adds a third party to that alternation: the same service behind a bare blocking
+TLS socket in its own process (standard-library ``ssl``, no Twisted, no XMPP framing or
+negotiation), which shows how much of the one-client time any Python server process pays for
+a round trip on this machine.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ from __future__ import annotations
 import argparse
 import shutil
 import socket
+import ssl
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -39,21 +48,102 @@ class _NullSink:
         pass
 
 
-def in_process(seconds: float, state: Path) -> dict:
-    """The baseline: the same request answered by an in-process session, no transport."""
+def local_session(state: Path):
+    """An in-process LDM session on a fresh state directory: the baseline answers the request
+    with it directly, no transport (and the floor server puts it behind a bare TLS socket)."""
     from agent.daemon import open_manager
 
-    cfg = load_config(None, state_dir=str(state / "inproc"), host_name="bench")
+    cfg = load_config(None, state_dir=str(state), host_name="bench")
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     service = LdmService(server_name="bench", manager=open_manager(cfg))
     session = service.open_session(Identity("bench", "write"), _NullSink())
     assert b"<status>success</status>" in session.answer(REQUEST)
-    lat, start = [], time.perf_counter()
+    return session
+
+
+def _timed(call, seconds: float, lat: list) -> float:
+    """Call ``call`` back to back for ``seconds``; append each latency; return the wall time."""
+    start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         t0 = time.perf_counter()
-        session.answer(REQUEST)
+        call()
         lat.append(time.perf_counter() - t0)
-    return summarize(lat, time.perf_counter() - start)
+    return time.perf_counter() - start
+
+
+def interleaved(parties: dict, seconds: float, slices: int) -> dict:
+    """Run each party (name -> call) for ``seconds`` in total, alternating in ``slices``."""
+    lat: dict[str, list[float]] = {name: [] for name in parties}
+    wall = dict.fromkeys(parties, 0.0)
+    for _ in range(slices):
+        for name, call in parties.items():
+            wall[name] += _timed(call, seconds / slices, lat[name])
+    return {name: summarize(lat[name], wall[name]) for name in parties}
+
+
+_END = b"</LDM_interface>"
+
+
+def _recv_document(sock) -> bytes:
+    data = sock.recv(65536)
+    while not data.endswith(_END):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed")
+        data += chunk
+    return data
+
+
+def serve_floor(port_file: str, state: str) -> None:
+    """The floor server: one connection, bare TLS, the in-process session behind it."""
+    from agent.xmpp.tls import ensure_tls_files
+
+    session = local_session(Path(state) / "floor")
+    cert, key = ensure_tls_files(Path(state), "bench")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        Path(port_file + ".tmp").write_text(str(listener.getsockname()[1]))
+        Path(port_file + ".tmp").rename(port_file)
+        conn, _ = listener.accept()
+    with ctx.wrap_socket(conn, server_side=True) as sock:
+        while True:
+            try:
+                raw = _recv_document(sock)
+            except (RuntimeError, OSError):
+                return
+            sock.sendall(session.answer(raw))
+
+
+class _FloorClient:
+    """Starts the floor server process and sends it the request, one round trip per call."""
+
+    def __init__(self, state: Path) -> None:
+        port_file = state / "floor-port"
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port_file),
+                                      str(state)])
+        deadline = time.monotonic() + 60
+        while not port_file.exists():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("the floor server did not start")
+            time.sleep(0.05)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        raw = socket.create_connection(("127.0.0.1", int(port_file.read_text())), timeout=30)
+        self.sock = ctx.wrap_socket(raw)
+        self.sock.settimeout(None)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 30, 0))
+        assert b"<status>success</status>" in self.request()
+
+    def request(self) -> bytes:
+        self.sock.sendall(REQUEST)
+        return _recv_document(self.sock)
+
+    def close(self) -> None:
+        self.sock.close()
+        self.proc.wait(30)
 
 
 class _LeanClient:
@@ -66,8 +156,6 @@ class _LeanClient:
     nothing else arrives). The response is not parsed; it is checked for its success status.
     A stalled agent ends the run through the socket's 30 s receive timeout.
     """
-
-    END = b"</LDM_interface>"
 
     def __init__(self, endpoint) -> None:
         conn = LdmConnection.tcp(*endpoint)
@@ -82,16 +170,10 @@ class _LeanClient:
                              struct.pack("ll", 30, 0))
 
     def request(self) -> bytes:
-        sock, end = self.sock, self.END
-        sock.sendall(REQUEST)
-        data = sock.recv(65536)
-        while not data.endswith(end):
-            if end in data:
-                raise RuntimeError(f"bytes after the response: {data[-80:]!r}")
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise RuntimeError("the agent closed the connection")
-            data += chunk
+        self.sock.sendall(REQUEST)
+        data = _recv_document(self.sock)
+        if data.count(_END) != 1:
+            raise RuntimeError(f"more than one document in the answer: {data[-80:]!r}")
         if b"<status>success</status>" not in data:
             raise RuntimeError(f"list-domain failed: {data[:300]!r}")
         return data
@@ -129,34 +211,65 @@ def end_to_end(endpoint, clients: int, seconds: float) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--slices", type=int, default=10,
+                    help="alternate the baseline and the one-client run in this many slices")
+    ap.add_argument("--floor", action="store_true",
+                    help="also measure the service behind a bare blocking TLS server process")
     ap.add_argument("--json")
     ap.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    ap.add_argument("--serve-floor", nargs=2, metavar=("PORT_FILE", "STATE"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_floor:
+        serve_floor(*args.serve_floor)
+        return 0
     state = Path(tempfile.mkdtemp(prefix="ldmx-xmlbench-"))
+    floor = None
     try:
-        base = in_process(args.seconds, state)
+        session = local_session(state / "inproc")
         with AgentProcess(state / "agent", host_name="bench") as agent:
             agent.add_user(USER, "management", PASSWORD)
-            one = end_to_end(agent.listen, 1, args.seconds)
+            client = _LeanClient(agent.listen)
+            client.request()
+            parties = {"base": lambda: session.answer(REQUEST), "one": client.request}
+            if args.floor:
+                floor = _FloorClient(state)
+                parties["floor"] = floor.request
+            measured = interleaved(parties, args.seconds, max(1, args.slices))
+            client.close()
             many = end_to_end(agent.listen, 16, args.seconds)
     finally:
+        if floor is not None:
+            floor.close()
         shutil.rmtree(state, ignore_errors=True)
+    base, one = measured["base"], measured["one"]
     ratio_one = one["req_per_s"] / base["req_per_s"]
     tail = many["p99_ms"] / many["p50_ms"]
     results = {"in_process": base, "e2e_1_client": one, "e2e_16_clients": many,
                "ratio_1_client_to_in_process": ratio_one, "p99_over_p50_16_clients": tail,
                "targets_met": {"ratio_1_client_ge_0.5": ratio_one >= 0.5, "tail_le_10": tail <= 10}}
+    named = [("in-process baseline (decode+validate+dispatch+encode)", base),
+             ("end-to-end, 1 client (TLS, SASL)", one),
+             ("end-to-end, 16 concurrent clients", many)]
+    notes = []
+    if "floor" in measured:
+        results["floor_1_client"] = measured["floor"]
+        ratio_floor = measured["floor"]["req_per_s"] / base["req_per_s"]
+        results["ratio_floor_to_in_process"] = ratio_floor
+        named.insert(2, ("floor: same service, bare blocking TLS server, 1 client", measured["floor"]))
+        notes.append(f"- floor (bare TLS server process, no Twisted, no XMPP) / in-process "
+                     f"baseline: {ratio_floor:.2f}x")
+    command = f"python tools/bench/xml_bench.py --seconds {args.seconds:g}" + (" --floor" if args.floor else "")
     rows = [
         "| measurement | req/s | p50 ms | p99 ms |",
         "|---|---:|---:|---:|",
         *(f"| {name} | {r['req_per_s']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |"
-          for name, r in (("in-process baseline (decode+validate+dispatch+encode)", base),
-                          ("end-to-end, 1 client (TLS, SASL)", one),
-                          ("end-to-end, 16 concurrent clients", many))),
+          for name, r in named),
         "",
         f"- one-client throughput / in-process baseline: **{ratio_one:.2f}x** (target >= 0.5x)",
+        *notes,
         f"- 16 clients p99 / p50: **{tail:.1f}x** (target <= 10x)",
-        f"- {machine_line()}; `python tools/bench/xml_bench.py --seconds {args.seconds:g}`",
+        f"- {machine_line()}; `{command}`",
     ]
     table = "\n".join(rows)
     print(table)
