@@ -38,7 +38,7 @@ _log = Logger()
 _AFTER_CLOSE_LIMIT = 64 * 1024
 
 
-def _keep_documents_apart(transport: object) -> None:
+def keep_documents_apart(transport: object) -> None:
     """Make every later write on a just-started TLS transport its own TLS record, sent now.
 
     Twisted's TLS layer (``BufferingTLSTransport``) joins the small writes of one reactor
@@ -214,7 +214,7 @@ class FrontDoorProtocol(Protocol):
 
     def _do_StartTls(self, action: s.StartTls) -> None:  # noqa: N802
         self.transport.startTLS(self.factory.tls)
-        _keep_documents_apart(self.transport)
+        keep_documents_apart(self.transport)
         self._write = self._transport_write  # through the TLS layer from now on
 
     def _do_CheckPassword(self, action: s.CheckPassword) -> None:  # noqa: N802

@@ -9,10 +9,12 @@ Targets (issue 2): one-client throughput >= 0.5x the in-process baseline; p99 wi
 
 The in-process baseline and the one-client run alternate in ``--slices`` short slices of the
 same total length, so that a machine whose load changes during the run affects both alike.
-``--floor`` adds a third party to that alternation: the same service behind a bare blocking
-TLS socket in its own process (standard-library ``ssl``, no Twisted, no XMPP framing or
-negotiation), which shows how much of the one-client time any Python server process pays for
-a round trip on this machine.
+``--floor`` adds two parties to that alternation, each the same service in its own server
+process on one TLS connection, with no XMPP (no negotiation, no stream reader, no session;
+a document ends at its closing tag): ``bare``, a blocking standard-library ``ssl`` socket,
+shows what any Python server pays for a round trip on this machine; ``twisted``, Twisted's
+reactor and TLS layer (pyOpenSSL, the agent's TLS settings and write path), shows what the
+agent's I/O stack adds to that, so the rest of the one-client time is the XMPP front door.
 """
 
 from __future__ import annotations
@@ -94,18 +96,25 @@ def _recv_document(sock) -> bytes:
     return data
 
 
-def serve_floor(port_file: str, state: str) -> None:
-    """The floor server: one connection, bare TLS, the in-process session behind it."""
+def _announce(port_file: str, port: int) -> None:
+    Path(port_file + ".tmp").write_text(str(port))
+    Path(port_file + ".tmp").rename(port_file)
+
+
+def serve_floor(kind: str, port_file: str, state: str) -> None:
+    """A floor server (``bare`` or ``twisted``): the in-process session behind TLS, no XMPP."""
     from agent.xmpp.tls import ensure_tls_files
 
-    session = local_session(Path(state) / "floor")
+    session = local_session(Path(state) / kind)
     cert, key = ensure_tls_files(Path(state), "bench")
+    if kind == "twisted":
+        _serve_twisted_floor(session, cert, key, port_file)
+        return
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        Path(port_file + ".tmp").write_text(str(listener.getsockname()[1]))
-        Path(port_file + ".tmp").rename(port_file)
+        _announce(port_file, listener.getsockname()[1])
         conn, _ = listener.accept()
     with ctx.wrap_socket(conn, server_side=True) as sock:
         while True:
@@ -116,13 +125,46 @@ def serve_floor(port_file: str, state: str) -> None:
             sock.sendall(session.answer(raw))
 
 
-class _FloorClient:
-    """Starts the floor server process and sends it the request, one round trip per call."""
+def _serve_twisted_floor(session, cert: Path, key: Path, port_file: str) -> None:
+    """Twisted's reactor and TLS layer with the front door's TLS settings and write path."""
+    from twisted.internet import reactor
+    from twisted.internet.protocol import Factory, Protocol
 
-    def __init__(self, state: Path) -> None:
-        port_file = state / "floor-port"
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port_file),
-                                      str(state)])
+    from agent.xmpp.protocol import keep_documents_apart
+    from agent.xmpp.tls import ServerTls, TlsMaterial
+
+    tls = ServerTls(TlsMaterial(cert, key))
+
+    class Floor(Protocol):
+        buffer = b""
+
+        def connectionMade(self) -> None:  # noqa: N802
+            self.transport.startTLS(tls)
+            keep_documents_apart(self.transport)
+
+        def dataReceived(self, data: bytes) -> None:  # noqa: N802
+            self.buffer += data
+            end = self.buffer.find(_END)
+            if end >= 0:
+                end += len(_END)
+                raw, self.buffer = self.buffer[:end], self.buffer[end:]
+                self.transport.write(session.answer(raw))
+
+        def connectionLost(self, reason=None) -> None:  # noqa: N802
+            reactor.stop()
+
+    port = reactor.listenTCP(0, Factory.forProtocol(Floor), interface="127.0.0.1")
+    _announce(port_file, port.getHost().port)
+    reactor.run()
+
+
+class _FloorClient:
+    """Starts a floor server process and sends it the request, one round trip per call."""
+
+    def __init__(self, kind: str, state: Path) -> None:
+        port_file = state / f"floor-{kind}-port"
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", kind,
+                                      str(port_file), str(state)])
         deadline = time.monotonic() + 60
         while not port_file.exists():
             if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -214,17 +256,17 @@ def main() -> int:
     ap.add_argument("--slices", type=int, default=10,
                     help="alternate the baseline and the one-client run in this many slices")
     ap.add_argument("--floor", action="store_true",
-                    help="also measure the service behind a bare blocking TLS server process")
+                    help="also measure the service behind a bare TLS server and a Twisted one")
     ap.add_argument("--json")
     ap.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
-    ap.add_argument("--serve-floor", nargs=2, metavar=("PORT_FILE", "STATE"),
+    ap.add_argument("--serve-floor", nargs=3, metavar=("KIND", "PORT_FILE", "STATE"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_floor:
         serve_floor(*args.serve_floor)
         return 0
     state = Path(tempfile.mkdtemp(prefix="ldmx-xmlbench-"))
-    floor = None
+    floors: list[_FloorClient] = []
     try:
         session = local_session(state / "inproc")
         with AgentProcess(state / "agent", host_name="bench") as agent:
@@ -233,13 +275,14 @@ def main() -> int:
             client.request()
             parties = {"base": lambda: session.answer(REQUEST), "one": client.request}
             if args.floor:
-                floor = _FloorClient(state)
-                parties["floor"] = floor.request
+                for kind in ("bare", "twisted"):
+                    floors.append(_FloorClient(kind, state))
+                    parties[kind] = floors[-1].request
             measured = interleaved(parties, args.seconds, max(1, args.slices))
             client.close()
             many = end_to_end(agent.listen, 16, args.seconds)
     finally:
-        if floor is not None:
+        for floor in floors:
             floor.close()
         shutil.rmtree(state, ignore_errors=True)
     base, one = measured["base"], measured["one"]
@@ -252,13 +295,14 @@ def main() -> int:
              ("end-to-end, 1 client (TLS, SASL)", one),
              ("end-to-end, 16 concurrent clients", many)]
     notes = []
-    if "floor" in measured:
-        results["floor_1_client"] = measured["floor"]
-        ratio_floor = measured["floor"]["req_per_s"] / base["req_per_s"]
-        results["ratio_floor_to_in_process"] = ratio_floor
-        named.insert(2, ("floor: same service, bare blocking TLS server, 1 client", measured["floor"]))
-        notes.append(f"- floor (bare TLS server process, no Twisted, no XMPP) / in-process "
-                     f"baseline: {ratio_floor:.2f}x")
+    for kind, label in (("bare", "bare blocking TLS server (stdlib ssl), no XMPP"),
+                        ("twisted", "Twisted TLS server (pyOpenSSL), no XMPP")):
+        if kind in measured:
+            ratio = measured[kind]["req_per_s"] / base["req_per_s"]
+            results[f"floor_{kind}_1_client"] = measured[kind]
+            results[f"ratio_floor_{kind}_to_in_process"] = ratio
+            named.insert(len(named) - 1, (f"floor: same service, {label}, 1 client", measured[kind]))
+            notes.append(f"- floor, {label} / in-process baseline: {ratio:.2f}x")
     command = f"python tools/bench/xml_bench.py --seconds {args.seconds:g}" + (" --floor" if args.floor else "")
     rows = [
         "| measurement | req/s | p50 ms | p99 ms |",
