@@ -132,10 +132,9 @@ def check_header(qname: str, attrs: dict[str, str], encoding: str | None) -> str
 
 
 class _TreeBuilder:
-    """expat callbacks collecting a small tree (or nothing, when ``build`` is false)."""
+    """expat callbacks collecting a small tree."""
 
-    def __init__(self, build: bool) -> None:
-        self.build = build
+    def __init__(self) -> None:
         self.stack: list[tuple[str, dict[str, str], list[str], list[Node]]] = []
         self.root: Node | None = None
 
@@ -166,12 +165,13 @@ def parse_standalone(raw: bytes, build_tree: bool) -> Node | None:
     declaration, which the boundary scanner normally catches first).
     """
     parser = expat.ParserCreate("UTF-8")
-    parser.buffer_text = True
     parser.StartDoctypeDeclHandler = _reject
     parser.EntityDeclHandler = _reject
     parser.ProcessingInstructionHandler = _reject
-    builder = _TreeBuilder(build_tree)
-    if build_tree:
+    builder = None
+    if build_tree:  # only stanzas; an LDM document is only checked (the hot path)
+        builder = _TreeBuilder()
+        parser.buffer_text = True
         parser.StartElementHandler = builder.start
         parser.EndElementHandler = builder.end
         parser.CharacterDataHandler = builder.chars
@@ -179,7 +179,7 @@ def parse_standalone(raw: bytes, build_tree: bool) -> Node | None:
         parser.Parse(raw, True)
     except expat.ExpatError as exc:
         raise StreamFault("xml-not-well-formed", str(exc)) from None
-    return builder.root
+    return builder.root if builder is not None else None
 
 
 class StreamReader:

@@ -428,3 +428,16 @@ def test_action_raised_by_ldm_session_ends_connection(tls_material, errors):
     protocol.dataReceived(REGISTRATION)
     assert transport.aborted
     assert len(errors) == 1
+
+
+def test_answer_of_the_wrong_type_ends_connection(tls_material, errors):
+    """An answer that is neither bytes nor a Deferred cannot be written: the connection ends,
+    logged once, instead of a write of something else."""
+    rig = Rig(tls_material, local_uid=0)
+    protocol, transport = rig.negotiated()
+    protocol.dataReceived(REGISTRATION)
+    transport.writes.clear()
+    rig.service.sessions[0].handle_element = lambda raw: RESPONSE.decode()
+    protocol.dataReceived(REGISTRATION)
+    assert transport.aborted and transport.writes == []
+    assert len(errors) == 1
