@@ -9,8 +9,8 @@ take, writes behind queued bytes, closing or closed transports, and send errors 
 bytes meet the error again on the next ``doWrite``, which then closes the connection the usual
 way). Write order is kept: a direct send happens only when nothing is queued before it.
 
-Each call still ends up as at most one ``send``, so one document per write (§1.12 rule 1) is
-unchanged.
+A call is still one write of one document (§1.12 rule 1): at most one direct ``send``, and
+whatever it leaves over goes out behind it on Twisted's path, as a partial send always did.
 """
 
 from __future__ import annotations
