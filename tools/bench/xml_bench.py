@@ -20,6 +20,7 @@ agent's I/O stack adds to that, so the rest of the one-client time is the XMPP f
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import ssl
@@ -265,6 +266,7 @@ def main() -> int:
     if args.serve_floor:
         serve_floor(*args.serve_floor)
         return 0
+    load_before = os.getloadavg()[0]
     state = Path(tempfile.mkdtemp(prefix="ldmx-xmlbench-"))
     floors: list[_FloorClient] = []
     try:
@@ -313,6 +315,8 @@ def main() -> int:
         f"- one-client throughput / in-process baseline: **{ratio_one:.2f}x** (target >= 0.5x)",
         *notes,
         f"- 16 clients p99 / p50: **{tail:.1f}x** (target <= 10x)",
+        f"- 1-minute load average {load_before:.1f} before the run, {os.getloadavg()[0]:.1f} "
+        "after (other work on the machine inflates every figure and the spread of ratios)",
         f"- {machine_line()}; `{command}`",
     ]
     table = "\n".join(rows)
