@@ -77,10 +77,10 @@ class LdmSession:
             self.sink.write_document(document)
 
     # -- ILdmSession ------------------------------------------------------------------------
-    def handle_element(self, raw: bytes) -> defer.Deferred:
+    def handle_element(self, raw: bytes) -> bytes | defer.Deferred:
         decoded = decode_request(raw, max_bytes=self.service.max_document_bytes)
         if not migration_handlers.answers_later(decoded):
-            return defer.succeed(self.answer_decoded(decoded))
+            return self.answer_decoded(decoded)  # the front door writes it in this turn
         # migrate-domain answers when the migration ends (C171); the front door waits.
         d = migration_handlers.answer_later(decoded, self)
         d.addErrback(self._internal_error, decoded)

@@ -46,10 +46,11 @@ class ILdmSession(Interface):
     def handle_element(raw):
         """Answer one top-level element (its raw bytes as framed by the stream reader).
 
-        Returns a Deferred firing with the bytes of exactly one response document. The front
+        Returns the bytes of exactly one response document, or a Deferred firing with them
+        when the answer comes later (the front door then writes it when it fires). The front
         door calls this for one element at a time per session (the next call only after the
-        previous Deferred fired), and writes any events that the sink received meanwhile
-        before the response.
+        previous answer), and writes any events that the sink received meanwhile before the
+        response.
         """
 
     def close():

@@ -4,23 +4,32 @@ It performs the session's actions on a real transport: writes (one per document,
 under TLS), STARTTLS, password checks off the reactor thread, the SASL failure delay, the
 negotiation timeout, handing elements to the LDM session, and a bounded outgoing backlog for
 consumers that stop reading. Abrupt disconnects are quiet.
+
+The request path is kept short because it is most of what one client waits for: an answer
+that the LDM session gives at once is written in the same reactor turn as the read (no
+Deferred), and on socket transports the write goes straight to the socket when nothing is
+queued (:mod:`agent.xmpp.writethrough`) instead of waiting for the next reactor iteration.
+Actions run in the order the session produced them, one at a time: an action that leads to
+more actions (a synchronous answer) queues them behind the ones already waiting.
 """
 
 from __future__ import annotations
 
 import types
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, get_args
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from agent.xmpp import session as s
 from agent.xmpp.api import IDocumentSink
+from agent.xmpp.writethrough import bypass_tls_buffer, writer_for
 
 if TYPE_CHECKING:
     from agent.xmpp.server import FrontDoorFactory
@@ -29,18 +38,20 @@ _log = Logger()
 _AFTER_CLOSE_LIMIT = 64 * 1024
 
 
-def _keep_documents_apart(transport: object) -> None:
-    """Make every later write on a just-started TLS transport its own TLS record.
+def keep_documents_apart(transport: object) -> None:
+    """Make every later write on a just-started TLS transport its own TLS record, sent now.
 
     Twisted's TLS layer (``BufferingTLSTransport``) joins the small writes of one reactor
     iteration into one record, which would put two LDM documents into one read of a client
     that reads record by record (§1.12 rule 1). Writing straight through the unbuffered
     ``TLSMemoryBIOProtocol.write`` keeps one record per write (writes over 16 KiB become
-    several records, which the rule allows).
+    several records, which the rule allows). Below the TLS layer, records go to the socket
+    at once when nothing is queued (:func:`agent.xmpp.writethrough.bypass_tls_buffer`).
     """
     tls = getattr(transport, "protocol", None)
     if isinstance(tls, TLSMemoryBIOProtocol):
         tls.write = types.MethodType(TLSMemoryBIOProtocol.write, tls)  # type: ignore[method-assign]
+        bypass_tls_buffer(transport)
 
 
 @implementer(IDocumentSink)
@@ -75,6 +86,9 @@ class FrontDoorProtocol(Protocol):
         self._gone = False
         self._ignored = 0
         self._lost_waiters: list[Deferred] = []
+        self._actions: deque[s.Action] = deque()
+        self._performing = False
+        self._write: Callable[[bytes], None] = self._transport_write
         # Reactor times of the last bytes in and out: a migration target's keepalive watch
         # reads them (migration.md §9.1).
         self.last_received = self.last_sent = factory.reactor.seconds()
@@ -88,6 +102,7 @@ class FrontDoorProtocol(Protocol):
         self.session = s.Session(factory.session_config, local=factory.local_identity(self.transport),
                                  tls_available=factory.tls is not None, new_id=factory.new_id)
         self.transport.registerProducer(self, True)
+        self._write = writer_for(self.transport) or self._transport_write
         factory.connections.add(self)
         self._later("negotiation", factory.config.negotiation_timeout, self._timed_out)
 
@@ -148,7 +163,7 @@ class FrontDoorProtocol(Protocol):
         while self._backlog and not self._paused and not self._gone:
             data = self._backlog.popleft()
             self._backlog_bytes -= len(data)
-            self.transport.write(data)
+            self._write(data)
 
     def stopProducing(self) -> None:  # noqa: N802
         self._paused = True
@@ -161,7 +176,7 @@ class FrontDoorProtocol(Protocol):
             return
         self.last_sent = self.factory.reactor.seconds()
         if not self._paused and not self._backlog:
-            self.transport.write(data)
+            self._write(data)
             return
         config = self.factory.config
         self._backlog.append(data)
@@ -174,20 +189,33 @@ class FrontDoorProtocol(Protocol):
             self.session.connection_lost()
             self.transport.abortConnection()
 
+    def _transport_write(self, data: bytes) -> None:
+        self.transport.write(data)
+
     # -- actions --------------------------------------------------------------------------
 
     def _run(self, actions: list[s.Action]) -> None:
-        for action in actions:
-            if self._gone:
-                return
-            getattr(self, "_do_" + type(action).__name__)(action)
+        """Perform ``actions`` in order, after any still waiting (never re-entered)."""
+        queue = self._actions
+        queue.extend(actions)
+        if self._performing:
+            return
+        self._performing = True
+        try:
+            while queue and not self._gone:
+                action = queue.popleft()
+                _PERFORM[type(action)](self, action)
+        finally:
+            self._performing = False
+            queue.clear()  # only non-empty when the connection is gone or an action raised
 
     def _do_Write(self, action: s.Write) -> None:  # noqa: N802
         self.send(action.data)
 
     def _do_StartTls(self, action: s.StartTls) -> None:  # noqa: N802
         self.transport.startTLS(self.factory.tls)
-        _keep_documents_apart(self.transport)
+        keep_documents_apart(self.transport)
+        self._write = self._transport_write  # through the TLS layer from now on
 
     def _do_CheckPassword(self, action: s.CheckPassword) -> None:  # noqa: N802
         d = self.factory.blocking(self.factory.authenticator.check_password,
@@ -216,8 +244,19 @@ class FrontDoorProtocol(Protocol):
         self._ldm = self.factory.service.open_session(action.identity, self._sink)
 
     def _do_Dispatch(self, action: s.Dispatch) -> None:  # noqa: N802
-        d = maybeDeferred(self._ldm.handle_element, action.raw)  # type: ignore[union-attr]
-        d.addCallbacks(self._answered, self._not_answered)
+        try:
+            answer = self._ldm.handle_element(action.raw)  # type: ignore[union-attr]
+        except Exception:
+            self._not_answered(Failure())
+            return
+        # Tested as bytes first: an isinstance check against Deferred (an ABC) costs more.
+        if isinstance(answer, bytes):  # answered at once: respond in this reactor turn
+            self._answered(answer)
+        elif isinstance(answer, Deferred):
+            answer.addCallbacks(self._answered, self._not_answered)
+        else:
+            self._not_answered(Failure(TypeError(
+                f"handle_element returned {type(answer).__name__}, not bytes or a Deferred")))
 
     def _answered(self, data: bytes) -> None:
         if not self._gone:
@@ -265,3 +304,9 @@ class FrontDoorProtocol(Protocol):
 
     def _timed_out(self) -> None:
         self._run(self.session.timed_out())
+
+
+# How each session action is performed (one lookup per action on the request path).
+_PERFORM: dict[type, Callable[[FrontDoorProtocol, s.Action], None]] = {
+    action: getattr(FrontDoorProtocol, "_do_" + action.__name__) for action in get_args(s.Action)
+}

@@ -132,10 +132,9 @@ def check_header(qname: str, attrs: dict[str, str], encoding: str | None) -> str
 
 
 class _TreeBuilder:
-    """expat callbacks collecting a small tree (or nothing, when ``build`` is false)."""
+    """expat callbacks collecting a small tree."""
 
-    def __init__(self, build: bool) -> None:
-        self.build = build
+    def __init__(self) -> None:
         self.stack: list[tuple[str, dict[str, str], list[str], list[Node]]] = []
         self.root: Node | None = None
 
@@ -166,12 +165,13 @@ def parse_standalone(raw: bytes, build_tree: bool) -> Node | None:
     declaration, which the boundary scanner normally catches first).
     """
     parser = expat.ParserCreate("UTF-8")
-    parser.buffer_text = True
     parser.StartDoctypeDeclHandler = _reject
     parser.EntityDeclHandler = _reject
     parser.ProcessingInstructionHandler = _reject
-    builder = _TreeBuilder(build_tree)
-    if build_tree:
+    builder = None
+    if build_tree:  # only stanzas; an LDM document is only checked (the hot path)
+        builder = _TreeBuilder()
+        parser.buffer_text = True
         parser.StartElementHandler = builder.start
         parser.EndElementHandler = builder.end
         parser.CharacterDataHandler = builder.chars
@@ -179,7 +179,7 @@ def parse_standalone(raw: bytes, build_tree: bool) -> Node | None:
         parser.Parse(raw, True)
     except expat.ExpatError as exc:
         raise StreamFault("xml-not-well-formed", str(exc)) from None
-    return builder.root
+    return builder.root if builder is not None else None
 
 
 class StreamReader:
@@ -283,6 +283,9 @@ class StreamReader:
         self._start = 0
         if match.group(3):
             return self._complete(match.end())
+        whole = self._whole_element(match)
+        if whole is not None:
+            return whole
         self._stack.append(match.group(1))
         self._check_depth()
         self._pos = match.end()
@@ -434,6 +437,38 @@ class StreamReader:
         self._pos = match.end()
         return None
 
+    def _whole_element(self, start_tag: re.Match[bytes]) -> Element | None:
+        """Fast path for a top-level element that has fully arrived (the usual request).
+
+        The first ``</qname>`` after the start tag ends the candidate; expat then decides. A
+        candidate that expat accepts as one whole element is exactly the element the
+        tag-by-tag scan would find (nothing but the root's own end tag can close it). Every
+        other case (not arrived yet, over the size limit, more start tags than the depth
+        limit, or anything expat rejects) returns None, and the tag-by-tag scan runs as if
+        this had not been tried, so it alone decides which stream error applies.
+        """
+        buf = self._buf
+        qname = start_tag.group(1)
+        end = buf.find(b"</" + qname + b">", start_tag.end())
+        if end < 0:
+            return None
+        end += len(qname) + 3
+        if end > self.max_element:
+            return None
+        # Each nesting level needs a start tag, so this bounds the depth from above.
+        start_tags = (buf.count(b"<", 0, end) - buf.count(b"</", 0, end)
+                      - buf.count(b"<!", 0, end) - buf.count(b"<?", 0, end))
+        if start_tags > self.max_depth:
+            return None
+        raw = bytes(buf[:end])
+        try:
+            element = self._element(raw, qname)
+        except StreamFault:
+            return None
+        self._start = None
+        self._consume(end)
+        return element
+
     def _complete(self, end: int) -> Element:
         start = self._start
         assert start is not None
@@ -445,8 +480,12 @@ class StreamReader:
         self._consume(end)
         qname_match = _TAG.match(raw)
         assert qname_match is not None
+        return self._element(raw, qname_match.group(1))
+
+    def _element(self, raw: bytes, qname_bytes: bytes) -> Element:
+        """Check one complete top-level element with expat and describe it."""
         try:
-            qname = qname_match.group(1).decode("utf-8")
+            qname = qname_bytes.decode("utf-8")
         except UnicodeDecodeError:
             raise StreamFault("xml-not-well-formed", "invalid UTF-8") from None
         local = qname.rpartition(":")[2]

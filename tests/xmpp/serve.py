@@ -4,7 +4,8 @@ Usage: ``python -m tests.xmpp.serve STATE_DIR [REMOTE_NEGOTIATION_TIMEOUT]``. Li
 127.0.0.1 port 0 twice (``local``: the caller's uid is a local peer with write; ``remote``:
 no uid is local) and on ``STATE_DIR/ldm.sock`` (local factory), then prints one JSON line with
 the ports and path. A request whose action is ``stats`` is answered with counters (open
-connections, open LDM sessions, registrations, open descriptors) so tests can look for leaks.
+connections, open LDM sessions, registrations, open descriptors) so tests can look for leaks;
+one whose action is ``big N`` is answered with a document of exactly N bytes (:func:`big`).
 SIGTERM sends ``system-shutdown`` to every session, then stops.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +23,14 @@ from twisted.internet.defer import DeferredList, succeed
 from agent.xmpp.server import FrontDoorConfig, build_factory
 from agent.xmpp.tls import TlsMaterial, ensure_tls_files
 from tests.xmpp.fakes import FakeAuthenticator, FakeLdmService
+
+_BIG = re.compile(rb"<action>big (\d+)</action>")
+
+
+def big(size: int) -> bytes:
+    """An LDM document of exactly ``size`` bytes (at least 64)."""
+    head, tail = b'<LDM_interface version="1.1"><pad>', b"</pad></LDM_interface>"
+    return head + b"x" * (size - len(head) - len(tail)) + tail
 
 SERVER_NAME = "ctl1.example.com"
 
@@ -40,6 +50,9 @@ class StatsService(FakeLdmService):
             if b"<action>stats</action>" in raw:
                 session.received.append(raw)
                 return succeed(self.stats())
+            wanted = _BIG.search(raw)
+            if wanted:
+                return big(int(wanted.group(1)))  # answered at once, as bytes
             return answer(raw)
 
         session.handle_element = handle

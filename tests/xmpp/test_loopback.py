@@ -178,6 +178,41 @@ def test_response_and_events_arrive_in_separate_records(agent):
     client.close()
 
 
+def _socket_buffer_bytes() -> int:
+    """The most the kernel may buffer on one loopback connection (send plus receive side)."""
+    most = 0
+    for name in ("tcp_wmem", "tcp_rmem"):
+        try:
+            with open(f"/proc/sys/net/ipv4/{name}") as handle:
+                most += int(handle.read().split()[2])
+        except (OSError, ValueError, IndexError):
+            most += 8 << 20
+    return most
+
+
+def test_answer_larger_than_socket_buffers_arrives_whole_before_the_next(agent):
+    """C50, C55 (§1.12): an answer bigger than all the socket buffers cannot go out at once:
+    what the kernel takes is sent directly, the rest from the transport's queue, and the next
+    answer waits behind it, so both arrive whole and in order."""
+    from tests.xmpp.serve import big
+
+    size = 2 * _socket_buffer_bytes()
+    client = local_tls_client(("127.0.0.1", agent["local"]))
+    client.send(b"<LDM_interface version='1.1'><cmd><action>big %d</action></cmd></LDM_interface>"
+                % size + REGISTRATION)
+    pause(0.5)  # not reading: the agent fills every buffer and queues the rest
+    chunks, received = [client.buffer], len(client.buffer)
+    while received < size + len(RESPONSE):
+        chunk = client.read_record()
+        assert chunk, "closed early"
+        chunks.append(chunk)
+        received += len(chunk)
+    data = b"".join(chunks)
+    assert data[:size] == big(size)
+    assert data[size:] == RESPONSE
+    client.close()
+
+
 def test_remote_sasl_exchange_on_loopback(agent):
     """C24, C26, C34: a remote peer on the real socket: SASL, restart, request."""
     client = RawClient(("127.0.0.1", agent["remote"]))

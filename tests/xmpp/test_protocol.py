@@ -375,3 +375,69 @@ def test_failing_ldm_session_ends_connection(tls_material):
     ldm.handle_element = lambda raw: fail(RuntimeError("boom"))
     protocol.dataReceived(REGISTRATION)
     assert transport.aborted
+
+
+class _PlainBytesSession:
+    """An LDM session answering at once with plain bytes (no Deferred), like the real one."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.received: list[bytes] = []
+
+    def handle_element(self, raw):
+        self.received.append(raw)
+        return self.answer
+
+    def close(self):
+        pass
+
+
+def test_answer_given_at_once_is_written_in_the_same_turn(tls_material):
+    """C50, C55: an answer returned as bytes (no Deferred) is written at once, one write each,
+    and back-to-back requests are answered in arrival order."""
+    rig = Rig(tls_material, local_uid=0)
+    protocol, transport = rig.negotiated()
+    ldm = _PlainBytesSession(RESPONSE)
+    rig.service.open_session = lambda identity, sink: ldm
+    second = REGISTRATION.replace(b'version="1.1"', b'version="1.2"')
+    protocol.dataReceived(REGISTRATION + second)
+    assert ldm.received == [REGISTRATION, second]
+    assert transport.writes == [RESPONSE, RESPONSE]
+
+
+def test_flood_of_instant_answers_leaves_reading_resumed(tls_material):
+    """§1.12: when more requests arrive in one read than may wait and each is answered at
+    once, the pause and resume happen in the order the session asked for them, so reading
+    ends up resumed (performed out of order, the pause came last and the session hung)."""
+    rig = Rig(tls_material, local_uid=0, config=FrontDoorConfig(max_queued_requests=2))
+    protocol, transport = rig.negotiated()
+    protocol.dataReceived(REGISTRATION * 6)
+    assert transport.writes == [RESPONSE] * 6
+    assert not transport.read_paused
+    protocol.dataReceived(REGISTRATION)
+    assert transport.writes == [RESPONSE] * 7
+
+
+def test_action_raised_by_ldm_session_ends_connection(tls_material, errors):
+    """A session that raises instead of answering ends the connection (one answer per
+    request cannot hold), and is logged once."""
+    rig = Rig(tls_material, local_uid=0)
+    protocol, transport = rig.negotiated()
+    protocol.dataReceived(REGISTRATION)
+    rig.service.sessions[0].handle_element = lambda raw: 1 / 0
+    protocol.dataReceived(REGISTRATION)
+    assert transport.aborted
+    assert len(errors) == 1
+
+
+def test_answer_of_the_wrong_type_ends_connection(tls_material, errors):
+    """An answer that is neither bytes nor a Deferred cannot be written: the connection ends,
+    logged once, instead of a write of something else."""
+    rig = Rig(tls_material, local_uid=0)
+    protocol, transport = rig.negotiated()
+    protocol.dataReceived(REGISTRATION)
+    transport.writes.clear()
+    rig.service.sessions[0].handle_element = lambda raw: RESPONSE.decode()
+    protocol.dataReceived(REGISTRATION)
+    assert transport.aborted and transport.writes == []
+    assert len(errors) == 1

@@ -105,3 +105,62 @@ def test_large_document_is_scanned_quickly():
         reader.feed(document[start:start + 16384])
     element = reader.next_event()
     assert element.raw == document
+
+
+def _outcome(data: bytes, piece: int) -> list:
+    """Events (and the final stream-error condition) reading ``data`` ``piece`` bytes at a time."""
+    reader = StreamReader(max_element=200, max_depth=4, stanza_names=frozenset({"iq"}))
+    out: list = []
+    try:
+        for start in range(0, len(data), piece):
+            reader.feed(data[start:start + piece])
+            while (event := reader.next_event()) is not NEED_DATA:
+                out.append(event)
+    except StreamFault as fault:
+        out.append(fault.condition)
+    return out
+
+
+@pytest.mark.parametrize("element", [
+    b"<a>x</a>",
+    b"<ovf:Envelope a='&gt;' b=\"2\"><rasd:Item/>t&amp;</ovf:Envelope>",
+    b"<a><a>inner</a></a>",
+    b"<a><a>inner</a>",
+    b"<a><!-- </a> --></a>",
+    b"<a><![CDATA[</a>]]></a>",
+    b"<a>x</a ><a>y</a>",
+    b"<a>x</a><a>y</a ><a>z</a>",
+    b"<a><b><c><d>deep enough</d></c></b></a>",
+    b"<a><b><c><d><e>too deep</e></d></c></b></a>",
+    b"<a><b/><b/><b/><b/><b/></a>",
+    b"<a>" + b"x" * 300 + b"</a>",
+    b"<a><?pi?></a>",
+    b"<a><!DOCTYPE x></a>",
+    b"<a>&bogus;</a>",
+    b"<a><b></a>",
+    b"<a>\xff</a>",
+    b"<\xc3\xa9l>\xc3\xa9</\xc3\xa9l>",
+    b"<\xff>x</\xff>",
+    b"<a b='1' b='2'>x</a>",
+    b"<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>",
+    b"<a>x</a>junk",
+    b"<a>x</a></stream:stream>",
+])
+def test_whole_element_fast_path_agrees_with_tag_by_tag_scan(element):
+    """§1.13, C63, C64, C65: a top-level element that arrives whole takes the reader's fast
+    path; the events and the stream-error condition are those of the tag-by-tag scan (which
+    is all a byte-at-a-time feed can use)."""
+    data = HEADER + element
+    assert _outcome(data, len(data)) == _outcome(data, 1)
+
+
+def test_request_arriving_whole_skips_the_tag_by_tag_scan(monkeypatch):
+    """§1.13: a request that arrived whole is framed by the fast path alone."""
+    def no_scan(self):
+        raise AssertionError("tag-by-tag scan used")
+
+    monkeypatch.setattr(StreamReader, "_scan_inside", no_scan)
+    reader = StreamReader(max_element=1 << 20)
+    reader.feed(HEADER + REGISTRATION + REGISTRATION)
+    out = events(reader)
+    assert [e.raw for e in out[1:]] == [REGISTRATION, REGISTRATION]
