@@ -16,7 +16,8 @@ from dataclasses import replace
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from agent.migration import control, phase1, source
+from agent.hypervisor.base import PAUSED, RUNNING
+from agent.migration import control, messages, phase1, source
 from agent.migration.channel import connect as data_connect
 from agent.migration import precopy
 from agent.migration.dataplane import COMPRESSION_NONE, SourceEngine, StopSignal, TransferOptions
@@ -242,11 +243,15 @@ class SourceRun:
                                  stats=_stats_only(result.statistics.as_dict()))
             self.machine.transferred()
         else:
-            error = result.error or ""
-            if "did not converge" not in error:
-                log.info("data plane of {mid} failed: {error}", mid=self.record.id, error=error)
-                error = f"Lost the data connection to target machine {self.host}"
-            self.machine.failed([error])
+            log.info("data plane of {mid} failed: {error}", mid=self.record.id, error=result.error)
+            self.machine.failed([messages.transfer_failure(result.error or "", self.domain,
+                                                           self.host, self._guest_running())])
+
+    def _guest_running(self) -> bool:
+        try:
+            return self.svc.hv.status(self.domain).state in (RUNNING, PAUSED)
+        except Exception:  # no guest at all: it did not run on
+            return False
 
     def _transfer_crashed(self, failure) -> None:
         log.info("data channel of {mid} could not be used: {why}", mid=self.record.id,

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from agent.hypervisor.base import PAGE_SIZE, GuestSpec
 from agent.ldm import LdmError
 from agent.migration import control, target
-from agent.migration.faults import DROP, HOLD, HOLD_S
+from agent.migration.faults import DROP, FAIL, HOLD, HOLD_S, InjectedFailure
 from agent.migration.journal import Record
 from agent.migration.keepalive import Keepalive, watch
 from agent.migration.progress import Progress
@@ -109,6 +109,9 @@ class TargetRun:
         if message == "mig-outcome":
             return control.answer(mid, {"answer": self.machine.outcome()})
         if message == "mig-release":
+            if self.svc.faults.hit("target-release") == DROP:
+                self.cut()
+                return defer.Deferred()  # the release is lost with the connection (F39)
             self.svc.journal.advance(self.record, self.record.state, released=True)
             return control.answer(mid, {})
         return control.refusal([f"Unexpected control message {message}"])
@@ -231,6 +234,7 @@ class TargetRun:
         try:
             if self.core.live:
                 beats = _heartbeats(self.svc.hv, self.tdomain)
+                self.fault("target-resume")
                 self.svc.hv.resume(self.tdomain)
                 self.downtime = guest_downtime(self.svc.hv, self.tdomain, beats)
                 if self.progress is not None and self.downtime is not None:
@@ -261,8 +265,10 @@ class TargetRun:
             self.svc.ended(self)
 
     def fault(self, point: str) -> None:
-        action = self.svc.faults.hit(point)
+        action = self.svc.faults.hit(point, self.svc.hv)
         if action == HOLD:
             time.sleep(HOLD_S)  # the source waits for the reply meanwhile (a cancel window)
+        elif action == FAIL:
+            raise InjectedFailure(f"injected failure at {point}")
         elif action is not None:
             self.cut()
