@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -36,6 +37,7 @@ RESTORED, MOVED, SPLIT = "restored", "moved", "split-brain"
 FAULTS = "LDMX_MIGRATION_FAULTS"
 SRC, TGT = "ldg1", "ldg-web"  # the source domain and its name on the target
 FAILED = f"Domain Migration of LDom {SRC} failed"
+_PROGRESS = re.compile(rf"^Migration of domain {SRC}: \d+%, ")
 
 
 @dataclass(frozen=True)
@@ -54,33 +56,51 @@ class Cell:
     ok: bool | None = None  # the answer's status (success) or the CLI's exit status 0
     ends: str = ""  # the state the single copy ends in, when not the state before the request
     operands: tuple[str, ...] = ()  # tuning operands of the request (§5.3)
-    cli: str = ""  # drive the real CLI and send it this signal: INT, TERM, KILL, HUP
+    cli: str = ""  # drive the real CLI ("none": no signal) and send it: INT, TERM, KILL, HUP
     exit: int | None = None  # the CLI's required exit status (None: not checked, it was killed)
     slow: bool = False  # runs only in the harness, not in the one-trial pytest run
+
+    def required(self) -> str:
+        """The row's reason line(s) and status, as the table prints them."""
+        if self.cli:
+            head = "CLI: " if self.cli == "none" else f"CLI SIG{self.cli}: "
+            status = "killed" if self.exit is None else f"exit {self.exit}"
+        else:
+            head, status = "", {True: "success", False: "failure", None: "not checked"}[self.ok]
+        if self.lines is None:
+            return f"{head}{status}" + ("" if self.cancel != "force" else "; split-brain reported")
+        text = " / ".join(self.lines[:-1] if self.lines and self.lines[-1] == FAILED
+                          else self.lines) or "no line"
+        return f"{head}{text}; {status}"
 
     @property
     def name(self) -> str:
         kind = self.kind.replace(' ', '-')
-        return f"{self.row}-{kind}{'-SIG' + self.cli if self.cli else ''}-{self.state}"
+        signalled = self.cli and self.cli != "none"
+        return f"{self.row}-{kind}{'-SIG' + self.cli if signalled else ''}-{self.state}"
 
 
 def lost_line(host: str = "{host}") -> str:
     return f"Lost connection to the Logical Domains Manager on target machine {host}"
 
 
+LOCAL_LOST = "Lost connection to the Logical Domains Manager on this machine"
 CANCELLED = f"Migration of domain {SRC} was cancelled"
 LOST = (lost_line(), FAILED)
 RESOLVED_ABORTED = (lost_line(), f"The migration did not complete; domain {SRC} has been "
                     f"restored on this machine", FAILED)
 
 CELLS: tuple[Cell, ...] = (
-    Cell("F10", "source crash", "source-prepared", "crash", "source", RESTORED),
+    Cell("F10", "source crash", "source-prepared", "crash", "source", RESTORED, cli="none",
+         lines=(LOCAL_LOST,), exit=1),
     Cell("F08", "connection cut", "source-prepared", "cut", "source", RESTORED, lines=LOST,
          ok=False),
-    Cell("F14", "source crash", "source-round", "crash", "source", RESTORED),
+    Cell("F14", "source crash", "source-round", "crash", "source", RESTORED, cli="none",
+         lines=(LOCAL_LOST,), exit=1),
     Cell("F11", "connection cut", "source-round", "cut", "source", RESTORED, lines=LOST,
          ok=False),
-    Cell("F21", "source crash", "source-before-commit-sent", "crash", "source", RESTORED),
+    Cell("F21", "source crash", "source-before-commit-sent", "crash", "source", RESTORED,
+         cli="none", lines=(LOCAL_LOST,), exit=1),
     Cell("F18", "connection cut", "source-before-commit-sent", "cut", "source", RESTORED,
          lines=LOST, ok=False),
     Cell("F30", "source crash", "source-after-commit-sent", "crash", "source", RESTORED),
@@ -90,15 +110,18 @@ CELLS: tuple[Cell, ...] = (
          ok=False),
     Cell("F20", "target crash", "target-transfer-done", "crash", "target", RESTORED,
          lines=LOST, ok=False),
-    Cell("F27", "target crash", "target-commit-received", "crash", "target", RESTORED),
-    Cell("F28", "target crash", "target-committing", "crash", "target", MOVED, ok=True),
-    Cell("F29", "target crash", "target-committed", "crash", "target", MOVED, ok=True),
+    Cell("F27", "target crash", "target-commit-received", "crash", "target", RESTORED,
+         lines=RESOLVED_ABORTED, ok=False),
+    Cell("F28", "target crash", "target-committing", "crash", "target", MOVED, lines=(),
+         ok=True),
+    Cell("F29", "target crash", "target-committed", "crash", "target", MOVED, lines=(),
+         ok=True),
     Cell("F26", "connection cut", "target-commit-reply", "drop", "target", MOVED, lines=(),
          ok=True),
     Cell("F17", "cancel", "source-round-hold", "hold", "source", RESTORED, cancel="before",
          lines=(CANCELLED, FAILED), ok=False),
     Cell("F35", "cancel", "target-commit-received", "hold", "target", MOVED, cancel="after",
-         ok=True),
+         lines=(), ok=True),
     Cell("F40", "connection cut", "source-prepared", "cut", "source", RESTORED, "bound",
          lines=LOST, ok=False),
     Cell("F41", "connection cut", "target-commit-reply", "drop", "target", MOVED, "bound",
@@ -129,8 +152,8 @@ CELLS: tuple[Cell, ...] = (
     Cell("F24", "CLI signal", "source-round-hold", "hold", "source", RESTORED, cli="KILL",
          slow=True),
     Cell("F31", "target machine crash", "target-committed", "poweroff", "target", MOVED,
-         ends="bound", ok=True),
-    Cell("F34", "forced cancel, target committed", "target-committed", "crash", "target", SPLIT,
+         ends="bound", lines=(), ok=True),
+    Cell("F34", "forced cancel after commit", "target-committed", "crash", "target", SPLIT,
          cancel="force", slow=True),
     Cell("F36", "cancel on the target", "source-round-hold", "hold", "source", MOVED,
          cancel="target", lines=(), ok=True),
@@ -279,6 +302,8 @@ class _CliRequester:
 
     def signal(self, src, dst) -> str:
         """Signal the CLI in the hold: in phase 3, or past the PNR when the target holds."""
+        if self.cell.cli == "none":
+            return ""
         if self.cell.side == "source":
             if not wait_for(lambda: TGT in dst.domains(), timeout=30):
                 return "the target domain never appeared"
@@ -295,10 +320,13 @@ class _CliRequester:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, err = self.proc.communicate()
-        # Progress lines start with the domain name and its phase; the reason lines do not.
+        # Plain progress lines (stderr is no terminal) are "Migration of domain <ldom>: N%, ...";
+        # what is left are the reason lines.
         box["cli"] = self.proc.returncode
         box["stdout"] = out
-        box["lines"] = [ln for ln in err.splitlines() if ln and not ln.startswith(f"{SRC}:")]
+        # "ldmx: <error>" is the client's own diagnostic of a broken session.
+        box["lines"] = [ln for ln in err.splitlines()
+                        if ln and not _PROGRESS.match(ln) and not ln.startswith("ldmx: ")]
 
 
 def _operator(cell: Cell, src, dst) -> str:
