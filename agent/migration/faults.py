@@ -21,14 +21,17 @@ Set ``LDMX_MIGRATION_FAULTS`` in an agent's environment to a comma-separated lis
 The points, and the §9.5 rows they serve:
 
 ==============================  ======================================================
-``source-prepared``             F10 (source crash, phase 2), F08/F40 (cut, phase 2)
+``source-prepared``             F10 (source crash, phase 2), F08 (cut, phase 2)
+``source-sent-<message>``       right after the source wrote ``<message>``: ``cut`` at
+                                ``source-sent-mig-prepare`` is F40 (bound, phase 2), at
+                                ``source-sent-mig-transfer-done`` F18 (cut, phase 4)
 ``source-round``                F14 (source crash, phase 3), F11 (cut, phase 3)
 ``source-round-hold``           F17 (cancel in phase 3), F24/F36/F38 (CLI signal, cancel on
                                 the target, phase 3)
 ``source-data-round``           ``cut``: F12 (data channel cut, phase 3); ``halt``: F15
                                 (the guest stops during phase 3); in the data thread
 ``source-suspend``              ``fail``: F22 (the suspend of phase 4 fails)
-``source-before-commit-sent``   F21 (source crash before the PNR), F18 (cut, phase 4)
+``source-before-commit-sent``   F21 (source crash before the PNR)
 ``source-after-commit-sent``    F30 (source crash after the PNR), F25 (cut after the PNR)
 ``target-prepared``             F09 (target crash, phase 2)
 ``target-data-round``           ``crash``: F13 (target crash while receiving, phase 3)

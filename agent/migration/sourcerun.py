@@ -106,6 +106,7 @@ class SourceRun:
             return  # nothing to tell: the channel is gone (mig-abort is best effort)
         document = control.encode_request(message, self.record.id, body)
         d = self.conn.request(document)
+        self.fault(f"source-sent-{message}")  # F18, F40: the channel goes while we wait
         timeout = {"mig-prepare": PREPARE_TIMEOUT_S, "mig-commit": SWITCHOVER_TIMEOUT_S,
                    "mig-transfer-done": SWITCHOVER_TIMEOUT_S}.get(message, REPLY_TIMEOUT_S)
         d.addTimeout(timeout, self.svc.reactor)
