@@ -8,8 +8,10 @@ integrity oracle in the running guest (M14, M97, M100, M101), and the row's reas
 status — the XML answer's lines, or the real ``ldmx migrate-domain``'s standard error and exit
 status for the cells that signal or lose the CLI (F10, F14, F21, F24, F37, F38; M93).
 
-The cells marked ``slow`` (F24 by SIGTERM and SIGKILL — SIGINT runs here —, and F34, which
-waits for the resolver's schedule) run only in the harness, to keep this file's time down.
+The cells marked ``slow`` run only in the harness, to keep this file's time down: F24 by
+SIGTERM and SIGKILL (SIGINT runs here and takes the same path as SIGTERM), F36 (the refusal on
+the target is also checked by ``test_migration_e2e.py``), F38 (SIGHUP) and F34, which waits
+for the resolver's schedule after a forced cancel.
 """
 
 import pytest
