@@ -195,7 +195,7 @@ def _open_records(state_dir: Path) -> int:
 
 
 def _record(host, role: str) -> tuple[str, str]:
-    """(state, body) of ``host``'s latest record in ``role``, or ("", "")."""
+    """(state, body) of ``host``'s record in ``role`` (one migration per trial), or ("", "")."""
     path = host.state / "migrations.db"
     if not path.exists():
         return "", ""
