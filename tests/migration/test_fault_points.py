@@ -9,7 +9,8 @@ import pytest
 
 from agent.migration import faults, messages
 from agent.migration.faults import Faults, InjectedFailure, data_point
-from tests.migration.test_dataplane import FakeHypervisor, make_pair, migrate, random_page, tls  # noqa: F401
+from tests.migration.test_dataplane import (FakeHypervisor, make_pair, migrate, random_page,
+                                           tls)  # noqa: F401 (tls is a fixture)
 
 
 @pytest.fixture

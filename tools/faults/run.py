@@ -1,6 +1,7 @@
 """Run the §9.5 fault matrix: every cell of ``scenarios.CELLS``, N trials each, and write a table.
 
-Usage: ``python -m tools.faults.run [--trials 5] [--only F28,F30] [--out table.md] [--json raw.json]``
+Usage: ``python -m tools.faults.run [--trials 5] [--only F28,F30] [--out table.md]
+[--json raw.json]``
 
 For each cell the table gives the injection, the required end and reason line/status, what
 every trial ended with, the domains lost and duplicated (summed over trials), the integrity
