@@ -1,7 +1,8 @@
 """Run the §9.5 fault matrix: every cell of ``scenarios.CELLS``, N trials each, and write a table.
 
 Usage: ``python -m tools.faults.run [--trials 5] [--only F28,F30] [--out table.md]
-[--json raw.json]``
+[--json raw.json]``, or ``--merge a.json,b.json --out table.md`` to build one table from the
+raw results of runs split with ``--only`` (shards run side by side: most of a trial is waiting).
 
 For each cell the table gives the injection, the required end and reason line/status, what
 every trial ended with, the domains lost and duplicated (summed over trials), the integrity
@@ -18,7 +19,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from tools.faults.scenarios import CELLS, SPLIT, run_trial
+from tools.faults.scenarios import CELLS, SPLIT, Cell, Trial, run_trial
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,28 +28,64 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated rows or cell names (F28,F30)")
     parser.add_argument("--out", default="", help="markdown table to write")
     parser.add_argument("--json", default="", help="raw results to write")
+    parser.add_argument("--merge", default="", help="comma-separated raw results to tabulate")
     args = parser.parse_args(argv)
-    wanted = set(filter(None, args.only.split(",")))
-    cells = [c for c in CELLS if not wanted or c.row in wanted or c.name in wanted]
-    rows, raw, problems, failed = [], [], [], 0
-    for cell in cells:
-        trials = []
-        for number in range(args.trials):
-            with tempfile.TemporaryDirectory(prefix=f"ldmx-fault-{cell.row}-") as tmp:
-                trial = run_trial(cell, Path(tmp))
-            trials.append(trial)
-            status = "ok" if trial.passed else "FAIL"
-            print(f"{cell.name} #{number + 1}: {trial.outcome} oracle={trial.oracle} "
-                  f"{trial.seconds:.1f}s {status} {trial.note}", file=sys.stderr, flush=True)
+    if args.merge:
+        results = _load(args.merge.split(","))
+    else:
+        wanted = set(filter(None, args.only.split(",")))
+        cells = [c for c in CELLS if not wanted or c.row in wanted or c.name in wanted]
+        results = [(cell, _run(cell, args.trials)) for cell in cells]
+    table = tabulate(results)
+    print("\n".join(table))
+    if args.out:
+        Path(args.out).write_text("\n".join(table) + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps([_raw(t) for _, ts in results for t in ts],
+                                              indent=1))
+    return 1 if any(not t.passed for _, ts in results for t in ts) else 0
+
+
+def _run(cell: Cell, count: int) -> list[Trial]:
+    trials = []
+    for number in range(count):
+        with tempfile.TemporaryDirectory(prefix=f"ldmx-fault-{cell.row}-") as tmp:
+            trial = run_trial(cell, Path(tmp))
+        trials.append(trial)
+        status = "ok" if trial.passed else "FAIL"
+        print(f"{cell.name} #{number + 1}: {trial.outcome} oracle={trial.oracle} "
+              f"{trial.seconds:.1f}s {status} {trial.note}", file=sys.stderr, flush=True)
+    return trials
+
+
+def _raw(trial: Trial) -> dict:
+    return {"cell": trial.cell.name, "row": trial.cell.row, "expect": trial.cell.expect,
+            "outcome": trial.outcome, "copies": trial.copies, "running": trial.running,
+            "oracle": trial.oracle, "answer": trial.answer, "status": trial.status,
+            "seconds": round(trial.seconds, 2), "note": trial.note}
+
+
+def _load(paths: list[str]) -> list[tuple[Cell, list[Trial]]]:
+    """The trials of earlier runs, by cell, in the order of ``CELLS``."""
+    by_name: dict[str, list[Trial]] = {}
+    cells = {c.name: c for c in CELLS}
+    for path in paths:
+        for r in json.loads(Path(path).read_text()):
+            cell = cells[r["cell"]]
+            by_name.setdefault(cell.name, []).append(Trial(
+                cell, r["outcome"], r["copies"], r["running"], r["oracle"], r["answer"],
+                r["seconds"], r["note"], r.get("status")))
+    return [(c, by_name[c.name]) for c in CELLS if c.name in by_name]
+
+
+def tabulate(results: list[tuple[Cell, list[Trial]]]) -> list[str]:
+    """The markdown table of the cells' trials, then each failed trial's problem."""
+    rows, problems = [], []
+    for cell, trials in results:
+        for number, trial in enumerate(trials, 1):
             if not trial.passed:
-                problems.append(f"* {cell.name} #{number + 1}: ended {trial.outcome}, oracle "
+                problems.append(f"* {cell.name} #{number}: ended {trial.outcome}, oracle "
                                 f"{trial.oracle}; {trial.note or 'no further note'}")
-            raw.append({"cell": cell.name, "row": cell.row, "expect": cell.expect,
-                        "outcome": trial.outcome, "copies": trial.copies,
-                        "running": trial.running, "oracle": trial.oracle,
-                        "answer": trial.answer, "status": trial.status,
-                        "seconds": round(trial.seconds, 2), "note": trial.note})
-        failed += sum(1 for t in trials if not t.passed)
         outcomes = Counter(t.outcome for t in trials)
         lost = sum(1 for t in trials if t.copies == 0)
         # F34's two running copies are the operator's forced choice (§9.4), not a duplicate.
@@ -69,12 +106,7 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---|---|---|---|---|---|---|---|---|---|", *rows]
     if problems:
         table += ["", "Failed trials:", "", *problems]
-    print("\n".join(table))
-    if args.out:
-        Path(args.out).write_text("\n".join(table) + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(raw, indent=1))
-    return 1 if failed else 0
+    return table
 
 
 if __name__ == "__main__":
