@@ -69,8 +69,8 @@ class Cell:
             head, status = "", {True: "success", False: "failure", None: "not checked"}[self.ok]
         if self.lines is None:
             return f"{head}{status}" + ("" if self.cancel != "force" else "; split-brain reported")
-        text = " / ".join(self.lines[:-1] if self.lines and self.lines[-1] == FAILED
-                          else self.lines) or "no line"
+        shown = self.lines[:-1] if self.lines and self.lines[-1] == FAILED else self.lines
+        text = " / ".join(line.format(host="<host>") for line in shown) or "no line"
         return f"{head}{text}; {status}"
 
     @property
