@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.migration import frames, pagescan, precopy
+from agent.migration import faults, frames, messages, pagescan, precopy
 from agent.migration.channel import ChannelError, DataChannel, Login
 from agent.migration.stats import MigrationStatistics, StatsRecorder
 
@@ -188,6 +188,8 @@ class SourceEngine:
             )
             if self.on_round is not None:
                 self.on_round(self.stats.snapshot())
+            faults.data_point("source-data-round", channel=self.channel, hypervisor=self.hv,
+                              guest=self.name)
             if self.stop.value == ABORT:
                 raise TransferAborted("the migration was cancelled")
             if decision.action == precopy.SWITCH:
@@ -286,7 +288,11 @@ class SourceEngine:
 
     def _stop_and_copy(self, switchover: str) -> None:
         self._last_mark = self.clock()
-        self.hv.pause(self.name)
+        try:
+            faults.data_point("source-suspend")
+            self.hv.pause(self.name)
+        except Exception as error:  # the guest runs on: the abort has nothing to resume
+            raise TransferAborted(messages.suspend_failed(self.name)) from error
         self._paused_at = self.clock()
         self._mark("pause")
         if self._throttle:
@@ -512,6 +518,7 @@ class TargetEngine:
                              throughput=rate)
         self.channel.send(frames.ACK, self._round, self.stats.snapshot().transferred)
         self._round += 1
+        faults.data_point("target-data-round")
 
     def _end(self, header: frames.Header, raw: bytes) -> str:
         totals = json.loads(self._small_payload(header, raw))
@@ -519,6 +526,7 @@ class TargetEngine:
             raise frames.FrameError(
                 f"end of stream: source sent {header.arg0} frames, target got {self._frames}"
             )
+        faults.data_point("target-before-ready", ram=self.ram)
         missing = self._seen.count(0)
         if missing:
             raise frames.FrameError(f"{missing} pages were never sent")

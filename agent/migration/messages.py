@@ -390,6 +390,31 @@ def incoming_disabled(host: str) -> str:
 OUTGOING_DISABLED = "Outgoing domain migrations are disabled on this machine"
 
 
+# -- the data plane's failures (Appendix A, §9.5 F12, F15, F16, F22) --------------------------
+
+def data_lost(host: str) -> str:
+    return f"Lost the data connection to target machine {host}"
+
+
+def guest_stopped(ldom: str) -> str:
+    return f"Domain {ldom} stopped or was reset during the migration"
+
+
+def suspend_failed(ldom: str) -> str:
+    return f"Domain {ldom} could not be suspended"
+
+
+def transfer_failure(error: str, ldom: str, host: str, guest_running: bool) -> str:
+    """The operator's line for a failed transfer: a guest that stopped, a suspend that failed
+    and a migration that did not converge say so; anything else lost the data connection."""
+    if not guest_running:
+        return guest_stopped(ldom)
+    if error in (suspend_failed(ldom),) or error.startswith(f"Migration of domain {ldom} did "
+                                                            f"not converge: "):
+        return error
+    return data_lost(host)
+
+
 # -- the control channel (§2.3, §9.1) ----------------------------------------------------------
 
 def connect_failed(host: str) -> str:

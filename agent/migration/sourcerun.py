@@ -16,6 +16,7 @@ from dataclasses import replace
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
+from agent.hypervisor.base import PAUSED, RUNNING
 from agent.migration import checks, control, messages, phase1, source
 from agent.migration.channel import connect as data_connect
 from agent.migration import precopy
@@ -105,6 +106,7 @@ class SourceRun:
             return  # nothing to tell: the channel is gone (mig-abort is best effort)
         document = control.encode_request(message, self.record.id, body)
         d = self.conn.request(document)
+        self.fault(f"source-sent-{message}")  # F18, F40: the channel goes while we wait
         timeout = {"mig-prepare": PREPARE_TIMEOUT_S, "mig-commit": SWITCHOVER_TIMEOUT_S,
                    "mig-transfer-done": SWITCHOVER_TIMEOUT_S}.get(message, REPLY_TIMEOUT_S)
         d.addTimeout(timeout, self.svc.reactor)
@@ -248,11 +250,15 @@ class SourceRun:
                                  stats=_stats_only(result.statistics.as_dict()))
             self.machine.transferred()
         else:
-            error = result.error or ""
-            if "did not converge" not in error:
-                log.info("data plane of {mid} failed: {error}", mid=self.record.id, error=error)
-                error = messages.data_lost(self.host)
-            self.machine.failed([error])
+            log.info("data plane of {mid} failed: {error}", mid=self.record.id, error=result.error)
+            self.machine.failed([messages.transfer_failure(result.error or "", self.domain,
+                                                           self.host, self._guest_running())])
+
+    def _guest_running(self) -> bool:
+        try:
+            return self.svc.hv.status(self.domain).state in (RUNNING, PAUSED)
+        except Exception:  # no guest at all: it did not run on
+            return False
 
     def _transfer_crashed(self, failure) -> None:
         log.info("data channel of {mid} could not be used: {why}", mid=self.record.id,

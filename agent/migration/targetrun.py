@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from agent.hypervisor.base import OS_CAPABILITIES, PAGE_SIZE, GuestSpec
 from agent.ldm import LdmError
 from agent.migration import control, messages, target
-from agent.migration.faults import DROP, HOLD, HOLD_S
+from agent.migration.faults import DROP, FAIL, HOLD, HOLD_S, InjectedFailure
 from agent.migration.journal import Record
 from agent.migration.keepalive import Keepalive, watch
 from agent.migration.progress import SHARED_STATISTICS, Progress
@@ -120,6 +120,9 @@ class TargetRun:
                     self.record.data.get("peer_ldom", "")))
             return control.answer(mid, {"answer": answer})
         if message == "mig-release":
+            if self.svc.faults.hit("target-release") == DROP:
+                self.cut()
+                return defer.Deferred()  # the release is lost with the connection (F39)
             self.svc.journal.advance(self.record, self.record.state, released=True)
             return control.answer(mid, {})
         return control.refusal([messages.unexpected_message(message)])
@@ -261,6 +264,7 @@ class TargetRun:
         try:
             if self.core.live:
                 beats = _heartbeats(self.svc.hv, self.tdomain)
+                self.fault("target-resume")
                 self.svc.hv.resume(self.tdomain)
                 self.downtime = guest_downtime(self.svc.hv, self.tdomain, beats)
                 if self.progress is not None and self.downtime is not None:
@@ -298,8 +302,10 @@ class TargetRun:
             self.svc.ended(self)
 
     def fault(self, point: str) -> None:
-        action = self.svc.faults.hit(point)
+        action = self.svc.faults.hit(point, self.svc.hv)
         if action == HOLD:
             time.sleep(HOLD_S)  # the source waits for the reply meanwhile (a cancel window)
+        elif action == FAIL:
+            raise InjectedFailure(f"injected failure at {point}")
         elif action is not None:
             self.cut()

@@ -3,16 +3,36 @@ is ``python -m tools.faults.run``; its table is in docs/migration-faults.md).
 
 Each cell runs a real migration between two agents, injects its fault, restarts what crashed,
 waits until neither agent has an open record, and requires: the single copy where §9.5 says
-(restored on the source, or moved to the target), none lost, none duplicated, and a clean
-integrity oracle in the running guest (M14, M97, M100, M101).
+(restored on the source, or moved to the target), none lost, none duplicated, a clean
+integrity oracle in the running guest (M14, M97, M100, M101), and the row's reason line and
+status — the XML answer's lines, or the real ``ldmx migrate-domain``'s standard error and exit
+status for the cells that signal or lose the CLI (F10, F14, F21, F24, F37, F38; M93).
+
+The cells marked ``slow`` run only in the harness, to keep this file's time down: F24 by
+SIGTERM and SIGKILL (SIGINT runs here and takes the same path as SIGTERM), F36 (the refusal on
+the target is also checked by ``test_migration_e2e.py``), F38 (SIGHUP) and F34, which waits
+for the resolver's schedule after a forced cancel.
 """
 
 import pytest
 
 from tools.faults.scenarios import CELLS, run_trial
 
+# §10.7 (M113) is not implemented: the data plane checks each frame's checksum but no memory
+# digest, so a page corrupted on the target after it was applied goes unseen and the
+# migration completes. Strict: the cell turns red as soon as the digest comparison exists.
+_KNOWN_GAPS = {
+    "F19": "§10.7 memory digest comparison not implemented (M113): the corruption is not seen",
+}
 
-@pytest.mark.parametrize("cell", CELLS, ids=lambda c: c.name)
+
+def _param(cell):
+    marks = [pytest.mark.xfail(reason=_KNOWN_GAPS[cell.row], strict=True)] \
+        if cell.row in _KNOWN_GAPS else []
+    return pytest.param(cell, id=cell.name, marks=marks)
+
+
+@pytest.mark.parametrize("cell", [_param(c) for c in CELLS if not c.slow])
 def test_fault_cell_ends_as_the_spec_requires(tmp_path, cell):
     """M97 for the cell's row; M14 (never two running copies, never zero copies)."""
     trial = run_trial(cell, tmp_path)
