@@ -38,6 +38,7 @@ TOML; every key is optional::
     migration_peer_verify = "tofu"         # none, tofu or strict: the target's certificate
     migration_tls_host_match = false       # the target certificate must name the target host
     scrub_rate = "1.2G"                    # bytes per second the simulated scrub zero-fills
+    migration_record_retention = "7d"      # finished outcome records are kept this long
 
     [logging]
     format = "text"                        # or "json" (one JSON object per line)
@@ -110,6 +111,7 @@ class AgentConfig:
     migration_max_concurrent: int = 1
     migration_keepalive_interval: float = 5.0
     migration_keepalive_count: int = 3
+    migration_record_retention: float = 7 * 86400.0  # seconds (migration.md §2.14, Appendix B)
     migration_peer_verify: str = "tofu"  # none, tofu, strict (password mode, migration §4.4)
     migration_tls_host_match: bool = False
     scrub_rate: int = int(1.2 * (1 << 30))  # bytes/s (migration.md §10.11, Appendix B)
@@ -260,7 +262,19 @@ def _migration(section: dict) -> dict:
         values["migration_peer_verify"] = value
     if "scrub_rate" in section:
         values["scrub_rate"] = _rate(section["scrub_rate"], "migration.scrub_rate")
+    if "migration_record_retention" in section:
+        values["migration_record_retention"] = _duration(section["migration_record_retention"],
+                                                         "migration.migration_record_retention")
     return values
+
+
+def _duration(value: object, key: str) -> float:
+    """Seconds from a number or a duration with a unit (``90s``, ``30m``, ``12h``, ``7d``)."""
+    units = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", str(value).strip())
+    if isinstance(value, bool) or match is None or float(match.group(1)) <= 0:
+        raise ConfigError(f"{key}: expected a positive duration such as 7d, got {value!r}")
+    return float(match.group(1)) * units[match.group(2)]
 
 
 def _rate(value: object, key: str) -> int:

@@ -76,6 +76,7 @@ def install(cfg, reactor, service, hypervisor, cert_file, key_file) -> DataPortL
                             max_concurrent=cfg.migration_max_concurrent,
                             keepalive=(cfg.migration_keepalive_interval,
                                        cfg.migration_keepalive_count),
+                            record_retention=cfg.migration_record_retention,
                             peer_trust=PeerTrust(TrustStore(cfg.state_dir),
                                                  KnownHosts(cfg.state_dir),
                                                  verify=cfg.migration_peer_verify,
