@@ -223,8 +223,10 @@ def connect(
     page_count: int,
     context: ssl.SSLContext | None = None,
     timeout: float = 30.0,
+    stream: int = 0,
+    streams: int = 1,
 ) -> DataChannel:
-    """Open the data channel to the target and log in with ``token``."""
+    """Open data stream ``stream`` of ``streams`` to the target and log in with ``token``."""
     context = context or client_context()
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
@@ -244,7 +246,11 @@ def connect(
     sock.settimeout(None)
     channel = DataChannel(sock)
     key = os.urandom(frames.Poly1305Checksum.KEY_SIZE)
-    channel.send(frames.HELLO, frames.PROTOCOL_VERSION, page_count, token + key)
+    if not 0 <= stream < streams <= frames.MAX_STREAMS:
+        sock.close()
+        raise ChannelError(f"stream {stream} of {streams} is outside 1..{frames.MAX_STREAMS}")
+    hello = token + key + bytes((stream, streams))
+    channel.send(frames.HELLO, frames.PROTOCOL_VERSION, page_count, hello)
     channel.flush()  # the target reads nothing else before it
     channel.checksum = frames.Poly1305Checksum(key)
     return channel
@@ -256,6 +262,8 @@ class Login:
 
     version: int
     page_count: int
+    stream: int = 0  # this connection's index
+    streams: int = 1  # how many data streams the source opens (spec §10.1)
 
 
 class DataListener:
@@ -267,9 +275,10 @@ class DataListener:
         self.port = self.sock.getsockname()[1]
 
     def accept(
-        self, authorize: Callable[[bytes], bool], timeout: float | None = None
+        self, authorize: Callable[[bytes, int], bool], timeout: float | None = None
     ) -> tuple[DataChannel, Login]:
-        """Wait for a source whose token ``authorize`` accepts; refuse others silently."""
+        """Wait for a source whose token ``authorize(token, stream)`` accepts; refuse others
+        silently (a token is good for one stream only, M39)."""
         self.sock.settimeout(timeout)
         while True:
             try:
@@ -291,31 +300,42 @@ class DataListener:
             raw.close()
             return None
         key_size = frames.Poly1305Checksum.KEY_SIZE
-        token, key = frame.payload[:-key_size], frame.payload[-key_size:]
-        valid = frame.header.kind == frames.HELLO and len(frame.payload) > key_size
-        if not valid or not authorize(token):
+        tail = key_size + 2  # the key, then the stream index and count
+        body = frame.payload
+        token, key = body[:-tail], body[-tail:-2]
+        stream, streams = (body[-2], body[-1]) if len(body) > tail else (0, 0)
+        valid = frame.header.kind == frames.HELLO and len(body) > tail
+        if not valid or not authorize(token, stream):
             channel.close()  # no reply: a wrong token learns nothing (§4.5)
             return None
         channel.checksum = frames.Poly1305Checksum(key)
+        problem = None
         if frame.header.arg0 != frames.PROTOCOL_VERSION:
-            channel.send(frames.ERROR, payload=b"unsupported data protocol version")
+            problem = b"unsupported data protocol version"
+        elif not 0 <= stream < streams <= frames.MAX_STREAMS:
+            problem = b"bad data stream index or count"
+        if problem:
+            channel.send(frames.ERROR, payload=problem)
             channel.close()
             return None
         sock.settimeout(None)
-        return channel, Login(frame.header.arg0, frame.header.arg1)
+        return channel, Login(frame.header.arg0, frame.header.arg1, stream, streams)
 
     def close(self) -> None:
         self.sock.close()
 
 
-def token_checker(expected: bytes) -> Callable[[bytes], bool]:
-    """An ``authorize`` callback for a single one-time token."""
-    used = []
+def token_checker(expected: bytes | list[bytes]) -> Callable[..., bool]:
+    """An ``authorize`` callback for one-time tokens: ``expected[s]`` is stream ``s``'s."""
+    tokens = [expected] if isinstance(expected, bytes) else list(expected)
+    used: set[int] = set()
 
-    def authorize(token: bytes) -> bool:
-        if used or not hmac.compare_digest(token, expected):
+    def authorize(token: bytes, stream: int = 0) -> bool:
+        if stream in used or not 0 <= stream < len(tokens):
             return False
-        used.append(True)
+        if not hmac.compare_digest(token, tokens[stream]):
+            return False
+        used.add(stream)
         return True
 
     return authorize
