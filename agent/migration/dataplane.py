@@ -87,6 +87,7 @@ class TransferResult:
     # Milliseconds spent in each step of the stop-and-copy (pause, sync, pages, state,
     # ready), for tuning the downtime.
     switch_ms: dict[str, float] = field(default_factory=dict)
+    final_pages: int = 0  # pages sent while the guest was paused
 
 
 class _Compressor:
@@ -169,6 +170,8 @@ class SourceEngine:
         )
         self._frames_sent = [1] * self.streams  # each stream's HELLO
         self._paused_at: float | None = None
+        self._frozen = False  # the guest is paused: pages can be sent straight from RAM
+        self._final_pages = 0
         self._throttle = 0
         self._pending = b""  # the dirty bitmap of the latest sync, not yet sent
         self._switch_ms: dict[str, float] = {}
@@ -194,9 +197,8 @@ class SourceEngine:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
         self.stats.update(status="done", switchover=switchover)
-        return TransferResult(
-            True, switchover, None, self.stats.snapshot(), self._paused_at, self._switch_ms
-        )
+        return TransferResult(True, switchover, None, self.stats.snapshot(), self._paused_at,
+                              self._switch_ms, self._final_pages)
 
     def _precopy(self) -> str:
         self.hv.get_and_clear_dirty(self.name)  # round 0 must see every write after it
@@ -341,6 +343,8 @@ class SourceEngine:
         ram = self.ram
         if self.streams == 1:
             size = count * ps
+            if self._frozen:
+                return ram[first * ps : first * ps + size]  # nothing can change it now
             snapshot[:size] = ram[first * ps : first * ps + size]
             return snapshot[:size]
         step = self.streams * ps
@@ -395,23 +399,38 @@ class SourceEngine:
         self._switch_ms[step] = (now - self._last_mark) * 1000.0
         self._last_mark = now
 
-    def _stop_and_copy(self, switchover: str) -> None:
-        self._last_mark = self.clock()
+    def _suspend(self) -> tuple[bytes, bytes | None]:
+        """Pause the guest and end its throttle (§10.6); return the final dirty bitmap and,
+        when the hypervisor can give it in the same round trip, the vCPU state."""
+        self._paused_at = self.clock()  # from here on, a failure resumes the guest
+        combined = getattr(self.hv, "suspend_for_switchover", None)
+        if combined is not None:
+            final, blob = combined(self.name)
+            self._throttle = 0
+            self._frozen = True
+            self._mark("pause")
+            return final, blob
         self.hv.pause(self.name)
-        self._paused_at = self.clock()
+        self._frozen = True
         self._mark("pause")
         if self._throttle:
-            self.hv.throttle(self.name, 0)  # the throttle ends with the suspend (§10.6)
+            self.hv.throttle(self.name, 0)
             self._throttle = 0
+        return self.hv.get_and_clear_dirty(self.name), None
+
+    def _stop_and_copy(self, switchover: str) -> None:
+        self._last_mark = self.clock()
+        final, blob = self._suspend()
         # The final set is what the last round's sync found plus what was written since.
-        final = self.hv.get_and_clear_dirty(self.name)
         merged = int.from_bytes(final, "little") | int.from_bytes(self._pending, "little")
         bitmap = merged.to_bytes(max(len(final), len(self._pending)), "little")
         runs = self._to_send(pagescan.dirty_runs(bitmap, self.page_count))
+        self._final_pages = pagescan.run_pages([(first, count) for _, first, count in runs])
         self._mark("sync")
         self._send_runs(runs)
         self._mark("pages")
-        blob = self.hv.get_vcpu_state(self.name)
+        if blob is None:
+            blob = self.hv.get_vcpu_state(self.name)
         if self.pacer is not None:
             self._pace(len(blob))
         self.channel.send(frames.VCPU, len(blob), 0, blob)

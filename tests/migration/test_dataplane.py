@@ -538,3 +538,35 @@ def test_bandwidth_cap_paces_the_real_transfer(tls):
     assert dst.guests["g"].ram == guest.ram
     sent = result.statistics.transferred
     assert sent / cap * 0.9 <= elapsed < sent / cap * 3 + 2.0
+
+
+def test_one_round_trip_suspend_is_used_when_the_hypervisor_offers_it(tls):
+    """§2.7: with suspend_for_switchover the stop-and-copy asks the hypervisor once (pause,
+    throttle off, final dirty set, vCPU state); the copy is exact and the target gets the
+    state taken at the suspend."""
+    src, dst, guest = make_pair(512)
+    for page in range(512):
+        guest.write(page, random_page())
+    guest.on_sync = lambda g, sync: [g.write(p, random_page()) for p in range(sync, 512, 9)]
+    calls = []
+
+    def suspend_for_switchover(name):
+        calls.append(name)
+        g = src.guests[name]
+        g.state = "paused"
+        g.throttles.append(0)
+        g.vcpu = b"state-at-suspend"
+        out = bytes(g.bitmap)
+        g.bitmap[:] = bytes(len(g.bitmap))
+        return out, g.vcpu
+
+    src.suspend_for_switchover = suspend_for_switchover
+    src.pause = None  # the separate pause path would fail loudly
+    options = TransferOptions(PrecopyConfig(downtime_budget_ms=0.01, max_rounds=3,
+                                            timeout_action="force"))
+    result, received = migrate(tls, src, dst, options)
+    assert result.ok and received.ok, (result.error, received.error)
+    assert calls == ["g"]
+    assert dst.guests["g"].ram == guest.ram
+    assert dst.guests["g"].loaded_vcpu == b"state-at-suspend"
+    assert result.final_pages > 0

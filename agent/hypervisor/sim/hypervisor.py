@@ -231,6 +231,26 @@ class SimHypervisor:
             finally:
                 shared.close()
 
+    def suspend_for_switchover(self, name: str) -> tuple[bytes, bytes]:
+        """Pause, end any throttle, and return the final dirty bitmap and the vCPU state.
+
+        One round trip to the guest instead of three: the data plane's stop-and-copy
+        (migration.md §2.7) is on the guest's downtime, and each request to a guest
+        process costs a wake-up of that process. Optional capability: the data plane
+        falls back to ``pause``, ``throttle``, ``get_and_clear_dirty`` and
+        ``get_vcpu_state`` when a hypervisor lacks it.
+        """
+        gdir = self._existing(name)
+        geo = self._geometry(name)
+        with self._sync_lock, open(gdir / layout.DIRTY_FILE, "r+b") as f:
+            shared = mmap.mmap(f.fileno(), 0)
+            try:
+                reply = self._call(name, {"op": "suspend"})  # the guest swaps under its lock
+                half = len(shared) // 2
+                return shared[half : half + geo.bitmap_bytes], reply["blob"].encode()
+            finally:
+                shared.close()
+
     def get_vcpu_state(self, name: str) -> bytes:
         """The vCPU blob; it matches memory only while the guest stays paused."""
         return self._call(name, {"op": "get_vcpu"})["blob"].encode()
