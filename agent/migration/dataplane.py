@@ -427,15 +427,13 @@ class SourceEngine:
         runs = self._to_send(pagescan.dirty_runs(bitmap, self.page_count))
         self._final_pages = pagescan.run_pages([(first, count) for _, first, count in runs])
         self._mark("sync")
+        if blob is not None:
+            # Ahead of the final pages: the target loads it while they arrive.
+            self._send_vcpu(blob)
         self._send_runs(runs)
         self._mark("pages")
         if blob is None:
-            blob = self.hv.get_vcpu_state(self.name)
-        if self.pacer is not None:
-            self._pace(len(blob))
-        self.channel.send(frames.VCPU, len(blob), 0, blob)
-        self.stats.state(len(blob))
-        self._frames_sent[0] += 1
+            self._send_vcpu(self.hv.get_vcpu_state(self.name))
         self.stats.update(switchover=switchover)
         snap = self.stats.snapshot()
         totals = {"transferred": snap.transferred, "switchover": switchover}
@@ -447,6 +445,13 @@ class SourceEngine:
         self._mark("state")
         self._expect(frames.READY)
         self._mark("ready")
+
+    def _send_vcpu(self, blob: bytes) -> None:
+        if self.pacer is not None:
+            self._pace(len(blob))
+        self.channel.send(frames.VCPU, len(blob), 0, blob)
+        self.stats.state(len(blob))
+        self._frames_sent[0] += 1
 
     def _fail(self, error: Exception) -> TransferResult:
         message = str(error) or type(error).__name__
@@ -539,6 +544,8 @@ class TargetEngine:
         self._frames = 1  # frames received on all streams, HELLOs included
         self._round = 0  # rounds every stream has closed
         self._vcpu: bytes | None = None
+        self._loader: threading.Thread | None = None  # loads the vCPU state into the guest
+        self._load_error: str | None = None
         self._switchover = ""
         self._source_stats: dict = {}
         self._lock = threading.Lock()
@@ -617,9 +624,10 @@ class TargetEngine:
             elif kind == frames.ROUND_END:
                 self._marker(stream, header, raw, round_number, count)
                 round_number += 1
-            elif kind == frames.VCPU and stream == 0:
+            elif kind == frames.VCPU and stream == 0 and self._vcpu is None:
                 self._vcpu = self._small_payload(chan, header, raw)
                 self.stats.state(len(self._vcpu))
+                self._start_loading(self._vcpu)
             elif kind == frames.EOS:
                 self._marker(stream, header, raw, None, count)
                 return
@@ -753,14 +761,31 @@ class TargetEngine:
         self.channel.flush()
         self._round += 1
 
+    def _start_loading(self, blob: bytes) -> None:
+        """Load the vCPU state into the paused guest while the final pages arrive; the
+        guest checks it against its memory only when it is resumed, after READY."""
+        if not self.load_vcpu:
+            return
+
+        def load() -> None:
+            try:
+                self.hv.set_vcpu_state(self.name, blob)
+            except Exception as error:
+                self._load_error = f"the vCPU state could not be loaded: {error}"
+
+        self._loader = threading.Thread(target=load, name="ldmx-load-vcpu", daemon=True)
+        self._loader.start()
+
     def _end(self) -> None:
         missing = self._seen.count(0)
         if missing:
             raise frames.FrameError(f"{missing} pages were never sent")
         if self._vcpu is None:
             raise frames.FrameError("the vCPU state never arrived")
-        if self.load_vcpu:
-            self.hv.set_vcpu_state(self.name, self._vcpu)
+        if self._loader is not None:
+            self._loader.join()
+        if self._load_error is not None:
+            raise frames.FrameError(self._load_error)
         self.channel.send(frames.READY, self._frames, self.page_count)
         self.channel.flush()
 

@@ -365,7 +365,7 @@ def migrate_once(hv, target: Target, name: str, spec: tuple, options: TransferOp
         "engine_pause_ms": engine_pause_ms,
         "switch_ms": {k: round(v, 1) for k, v in result.switch_ms.items()},
         "timeline_ms": timeline(result, last_beat_ns, answer),
-        "final_pages": stats.normal_pages,
+        "final_pages": result.final_pages,
         "bytes_sent": stats.transferred,
         "rounds": stats.round,
         "switchover": result.switchover,
