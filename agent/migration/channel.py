@@ -103,7 +103,12 @@ class DataChannel:
         self._header = bytearray(frames.HEADER_SIZE)
         self._header_view = memoryview(self._header)
         self.checksum = frames.CRC32  # until the HELLO has set the channel's key
-        self._out = bytearray()  # small frames waiting to be written
+        # Small frames waiting to be written, in a buffer allocated once: appending to a
+        # bytearray that is cleared after every batch reallocates and copies it again and
+        # again (8 us against 0.6 us per 8 KiB frame here).
+        self._out = bytearray(_BATCH + _SMALL_PAYLOAD + frames.HEADER_SIZE)
+        self._out_view = memoryview(self._out)
+        self._out_len = 0
 
     @property
     def cipher(self) -> str:
@@ -121,21 +126,26 @@ class DataChannel:
         )
         self._send_seq = (self._send_seq + 1) & 0xFFFFFFFF
         size = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
-        self._out += header
+        at = self._out_len
+        out = self._out_view
+        out[at : at + frames.HEADER_SIZE] = header
+        at += frames.HEADER_SIZE
         if size <= _SMALL_PAYLOAD:
-            self._out += payload
-            if len(self._out) >= _BATCH:
+            out[at : at + size] = payload
+            self._out_len = at + size
+            if self._out_len >= _BATCH:
                 self.flush()
         else:
+            self._out_len = at
             self.flush()
             self.sock.sendall(payload)
         return size
 
     def flush(self) -> None:
         """Write the queued small frames."""
-        if self._out:
-            self.sock.sendall(self._out)
-            self._out.clear()
+        if self._out_len:
+            self.sock.sendall(self._out_view[: self._out_len])
+            self._out_len = 0
 
     def read_header(self, first_byte_read: bool = False) -> tuple[frames.Header, bytes]:
         """Read and parse the next header; return it with its raw bytes (for the checksum)."""

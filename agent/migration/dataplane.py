@@ -170,7 +170,6 @@ class SourceEngine:
         )
         self._frames_sent = [1] * self.streams  # each stream's HELLO
         self._paused_at: float | None = None
-        self._frozen = False  # the guest is paused: pages can be sent straight from RAM
         self._final_pages = 0
         self._throttle = 0
         self._pending = b""  # the dirty bitmap of the latest sync, not yet sent
@@ -343,8 +342,6 @@ class SourceEngine:
         ram = self.ram
         if self.streams == 1:
             size = count * ps
-            if self._frozen:
-                return ram[first * ps : first * ps + size]  # nothing can change it now
             snapshot[:size] = ram[first * ps : first * ps + size]
             return snapshot[:size]
         step = self.streams * ps
@@ -407,11 +404,9 @@ class SourceEngine:
         if combined is not None:
             final, blob = combined(self.name)
             self._throttle = 0
-            self._frozen = True
             self._mark("pause")
             return final, blob
         self.hv.pause(self.name)
-        self._frozen = True
         self._mark("pause")
         if self._throttle:
             self.hv.throttle(self.name, 0)

@@ -33,6 +33,7 @@ MAGIC = 0x4C4D
 HEADER = struct.Struct("!HBBIQQII")
 HEADER_SIZE = HEADER.size  # 32
 PREFIX_SIZE = HEADER_SIZE - 4  # the bytes the checksum covers before the payload
+_PREFIX = struct.Struct("!HBBIQQI")  # the header without its checksum
 MAX_PAYLOAD = 64 * 1024 * 1024
 
 FLAG_ZLIB = 0x01
@@ -155,7 +156,7 @@ def encode_header(
     length = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
     if length > MAX_PAYLOAD:
         raise ValueError(f"payload of {length} bytes exceeds {MAX_PAYLOAD}")
-    prefix = HEADER.pack(MAGIC, kind, flags, length, arg0, arg1, seq & 0xFFFFFFFF, 0)[:PREFIX_SIZE]
+    prefix = _PREFIX.pack(MAGIC, kind, flags, length, arg0, arg1, seq & 0xFFFFFFFF)
     return prefix + checksum(prefix, payload).to_bytes(4, "big")
 
 
