@@ -570,3 +570,24 @@ def test_one_round_trip_suspend_is_used_when_the_hypervisor_offers_it(tls):
     assert dst.guests["g"].ram == guest.ram
     assert dst.guests["g"].loaded_vcpu == b"state-at-suspend"
     assert result.final_pages > 0
+
+
+class WrongStreamChannel(channel.DataChannel):
+    """Puts stream 1's first PAGES frame on an even page (stream 0's)."""
+
+    def send(self, kind, arg0=0, arg1=0, payload=b"", flags=0):
+        if kind == frames.PAGES and arg0 % 2:
+            arg0 -= 1
+        return super().send(kind, arg0, arg1, payload, flags)
+
+
+def test_a_page_on_the_wrong_stream_fails_the_transfer(tls):
+    """M108, §10.1: the target refuses a page that is not on stream i mod N; the source
+    guest keeps running."""
+    src, dst, guest = make_pair(256)
+    for page in range(256):
+        guest.write(page, random_page())
+    result, received = migrate(tls, src, dst, source_channel_class=WrongStreamChannel,
+                               streams=2)
+    assert not received.ok and "on stream 1" in received.error
+    assert not result.ok and guest.state == "running"
