@@ -552,6 +552,14 @@ class TargetEngine:
         return self.stats.snapshot()
 
     def run(self) -> ReceiveResult:
+        try:
+            return self._run()
+        finally:
+            # The barrier's action refers back to this engine: without this, the cycle
+            # would keep the guest's RAM mapped until the garbage collector ran.
+            self._barrier = None
+
+    def _run(self) -> ReceiveResult:
         if self.login.page_count != self.page_count:
             self._failed(f"source guest has {self.login.page_count} pages, target {self.page_count}")
         elif self.login.streams != self.streams:

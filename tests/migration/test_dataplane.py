@@ -591,3 +591,35 @@ def test_a_page_on_the_wrong_stream_fails_the_transfer(tls):
                                streams=2)
     assert not received.ok and "on stream 1" in received.error
     assert not result.ok and guest.state == "running"
+
+
+@pytest.mark.parametrize("streams", [1, 2])
+def test_engines_let_go_of_guest_memory_without_the_garbage_collector(tls, streams):
+    """Each engine maps a guest's RAM; a reference cycle would keep gigabytes mapped until
+    the cyclic collector happened to run (the data port serves one migration after another)."""
+    import gc
+    import weakref
+
+    src, dst, guest = make_pair(64)
+    guest.write(3, random_page())
+    made = []
+    original_target, original_source = TargetEngine.__init__, SourceEngine.__init__
+
+    def track_target(self, *args, **kwargs):
+        original_target(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+
+    def track_source(self, *args, **kwargs):
+        original_source(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+
+    gc.disable()
+    TargetEngine.__init__, SourceEngine.__init__ = track_target, track_source
+    try:
+        result, received = migrate(tls, src, dst, streams=streams)
+        assert result.ok and received.ok
+        del result, received
+        assert len(made) == 2 and [ref() for ref in made] == [None, None]
+    finally:
+        TargetEngine.__init__, SourceEngine.__init__ = original_target, original_source
+        gc.enable()
