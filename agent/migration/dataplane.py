@@ -64,6 +64,10 @@ class TransferAborted(Exception):
     """The transfer stopped before the end frame: on request, by policy, or by the peer."""
 
 
+class _SenderStopped(TransferAborted):
+    """A stream's sender stopped because another stream's sender failed first."""
+
+
 @dataclass(frozen=True)
 class TransferOptions:
     """Per-migration choices of the source (the stream count is the number of channels)."""
@@ -105,6 +109,18 @@ class _Compressor:
         if len(packed) >= view.nbytes:
             return view, 0
         return packed, frames.FLAG_ZLIB
+
+
+def _first_cause(failures: list[BaseException]) -> BaseException:
+    """The error to report when several senders failed: the target's own words first
+    (an ERROR frame), then any real failure, before "another stream failed"."""
+    for error in failures:
+        if isinstance(error, TransferAborted) and not isinstance(error, _SenderStopped):
+            return error
+    for error in failures:
+        if not isinstance(error, _SenderStopped):
+            return error
+    return failures[0]
 
 
 def stream_share(stream: int, streams: int, first: int, count: int) -> tuple[int, int]:
@@ -274,22 +290,21 @@ class SourceEngine:
         pieces = list(self._pieces(runs))
         futures = [self._pool.submit(self._send_stream, s, pieces) for s in range(1, self.streams)]
         totals = [0, 0, 0]
-        failure: BaseException | None = None
+        failures: list[BaseException] = []
         try:
             totals = list(self._send_stream(0, pieces))
         except BaseException as error:
-            failure = error
+            failures.append(error)
             self._broken.set()
         for future in futures:
             try:
                 payload, raw, handled = future.result()
                 totals = [totals[0] + payload, totals[1] + raw, totals[2] + handled]
             except BaseException as error:
+                failures.append(error)
                 self._broken.set()
-                if failure is None or isinstance(error, TransferAborted):
-                    failure = error  # the target's own words beat a broken pipe
-        if failure is not None:
-            raise failure
+        if failures:
+            raise _first_cause(failures)
         return totals[0], totals[1], totals[2]
 
     def _send_stream(self, stream: int, pieces) -> tuple[int, int, int]:
@@ -314,7 +329,7 @@ class SourceEngine:
             if stop.value == ABORT:
                 raise TransferAborted("the migration was cancelled")
             if broken.is_set():
-                raise TransferAborted("another data stream failed")
+                raise _SenderStopped("another data stream failed")
             if is_zero:
                 send(frames.ZERO, start, length)
                 stats.pages(True, length, 0)
