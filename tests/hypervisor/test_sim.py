@@ -288,3 +288,21 @@ def test_suspend_for_switchover_pauses_unthrottles_and_returns_the_final_set_and
     hv.resume("b")
     time.sleep(0.03)
     assert not hv.status("b").corrupt and hv.verify("b") is None
+
+
+def test_map_ram_reuses_one_mapping_until_the_guest_is_destroyed(hv, state_dir):
+    """A migration's engines map the guest again and again; unmapping a large mapping is
+    slow, so the simulator keeps one per guest and access mode until ``destroy``. A guest
+    re-created under the same name (even by another instance) gets a fresh mapping."""
+    hv.create(GuestSpec("m1", 4 * MiB))
+    first = hv.map_ram("m1", writable=True)
+    first[100] = 7
+    again = hv.map_ram("m1", writable=True)
+    assert again.obj is first.obj and hv.map_ram("m1")[100] == 7
+    other = SimHypervisor(state_dir)
+    other.destroy("m1")
+    other.create(GuestSpec("m1", 8 * MiB))
+    fresh = hv.map_ram("m1")
+    assert fresh.obj is not first.obj and len(fresh) == 8 * MiB and fresh[100] == 0
+    hv.destroy("m1")
+    assert first.obj.closed is False  # views still alive keep it mapped, without error
