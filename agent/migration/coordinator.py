@@ -45,7 +45,8 @@ class Migrations:
                  cancel_on_client_loss: bool = True, incoming_enabled: bool = True,
                  outgoing_enabled: bool = True, max_concurrent: int = 1,
                  keepalive: tuple[float, int] = (5.0, 3), peer_trust=None,
-                 record_retention: float = 7 * 86400.0) -> None:
+                 record_retention: float = 7 * 86400.0,
+                 data_defaults: dict | None = None) -> None:
         self.reactor = reactor
         self.manager = manager
         self.hv = hypervisor
@@ -66,6 +67,9 @@ class Migrations:
         # PeerTrust: target-certificate checks (§4.4) and our certificate for -c (§4.1).
         self.peer_trust = peer_trust
         self.record_retention = record_retention  # migration_record_retention (§2.14)
+        # migration_parallel_streams, migration_compression, migration_max_bandwidth (§10):
+        # this agent's data-plane defaults; tuning operands override them per run (M50).
+        self.data_defaults = dict(data_defaults or {})
         self.fingerprint = ""
         if cert_file:
             pem = open(cert_file, encoding="ascii").read()
@@ -123,7 +127,7 @@ class Migrations:
             "user": request.user, "cert": request.cert_mode,
             "state": summary.state, "uuid": summary.uuid,
             "dry_run": request.dry_run, "force": request.force, "view": request.view(),
-            "tuning": dict(request.tuning)}))
+            "tuning": dict(request.tuning), "data-defaults": self.data_defaults}))
         run = SourceRun(self, record, request, live=summary.state == "active",
                         requester=requester)
         self.outgoing[request.source] = run

@@ -390,3 +390,24 @@ def test_a_failed_migration_ends_its_series_with_failed_and_no_domain_event(tmp_
         assert progress and progress[-1]["status"] == "failed"
         assert progress[0]["status"] == "ongoing"
         assert "migrate-domain" not in [action for action, _ in events]
+
+
+def test_live_migration_over_three_compressed_streams(tmp_path):
+    """M108, M107, M39, §10.1, §10.4: with ``migration_parallel_streams = 3`` and
+    ``migration_compression = "zlib"`` on the source, a ``web`` guest migrates over three
+    data connections (one token each) with compression, and its integrity oracle is clean."""
+    streams = config_file(tmp_path, "streams", "[migration]\nmigration_parallel_streams = 3\n"
+                                               'migration_compression = "zlib"\n')
+    with two_hosts(tmp_path, source_args=(*streams, "--guest-workload", "web")) as (src, dst):
+        make_guest(src, "ldg1", "active")
+        conn = src.connect()
+        conn.request(docs.reg_all_events())
+        answer = conn.request(docs.migrate("ldg1", dst.target, USER, PASSWORD))
+        conn.close()
+        assert docs.status(answer) == "success", docs.lines(answer)
+        hv = guests(dst)
+        assert hv.status("ldg1").state == "running"
+        assert hv.verify("ldg1") is None
+        listed = dst.domains()["ldg1"]  # the target's final block (§10.10)
+        assert listed["status"] == "done" and listed["compression"] == "zlib", listed
+        assert float(listed["compression-ratio"]) > 0
