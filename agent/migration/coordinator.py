@@ -351,11 +351,19 @@ class Migrations:
             log.warn("devices of {domain} not given back: {error}", domain=domain, error=error)
 
     def remove_domain(self, domain: str, live: bool) -> None:
-        if live and domain in self.hv.list():
-            try:
-                self.hv.stop(domain, force=True)
-            except Exception:
-                pass
+        """Remove this agent's copy of ``domain``: its guest, if the hypervisor has one, then
+        the domain itself.
+
+        The guest goes whatever ``live`` says: a domain that is not active may still have one
+        (a guest that died on its own keeps its directory and memory file until the domain
+        starts again), and nothing else would ever remove it once the domain has left.
+        """
+        if domain in self.hv.list():
+            if live:
+                try:
+                    self.hv.stop(domain, force=True)
+                except Exception:  # noqa: BLE001 - destroy below kills whatever still runs
+                    pass
             self.hv.destroy(domain)
         try:
             self.manager.evict_domain(domain)

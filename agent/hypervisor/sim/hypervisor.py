@@ -318,10 +318,22 @@ class SimHypervisor:
         """Guests whose process died since the last call (each death reported once)."""
         dead = []
         for name in self.list():
-            if self._state(name) == base.DEAD and name not in self._reported_dead:
+            if name not in self._reported_dead and self._died(name):
                 self._reported_dead.add(name)
                 dead.append(name)
         return dead
+
+    def _died(self, name: str) -> bool:
+        """A ``pid`` file, no live process and no ``stopped`` marker: the process died.
+
+        Judged by the process alone, never by a control call: a live guest that is slow to
+        answer, or drops one request, under load is not dead. Reporting it dead would make the
+        agent turn its domain bound while the guest still runs (and a later migration of that
+        bound domain would be a cold one, leaving the running guest behind on this host).
+        """
+        gdir = self._dir(name)
+        return (self._live_pid(name) is None and (gdir / layout.PID_FILE).exists()
+                and not (gdir / layout.STOPPED_FILE).exists())
 
     # ---- test hooks ------------------------------------------------------------------
 
