@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.migration import faults, frames, messages, pagescan, precopy
+from agent.migration import faults, frames, messages, pagescan, precopy, verify
 from agent.migration.channel import ChannelError, DataChannel, Login
 from agent.migration.stats import MigrationStatistics, StatsRecorder
 
@@ -77,6 +77,7 @@ class TransferResult:
     # Milliseconds spent in each step of the stop-and-copy (pause, sync, pages, state,
     # ready), for tuning the downtime.
     switch_ms: dict[str, float] = field(default_factory=dict)
+    memory_digest: str | None = None  # §10.7, read at the suspend (hex)
 
 
 class _Compressor:
@@ -146,6 +147,7 @@ class SourceEngine:
         self._switch_ms: dict[str, float] = {}
         self._last_mark = 0.0
         self._snapshot = memoryview(bytearray(self.options.max_run_pages * self.page_size))
+        self._memory_digest: str | None = None
 
     def statistics(self) -> MigrationStatistics:
         return self.stats.snapshot()
@@ -159,7 +161,8 @@ class SourceEngine:
             return self._fail(error)
         self.stats.update(status="done", switchover=switchover)
         return TransferResult(
-            True, switchover, None, self.stats.snapshot(), self._paused_at, self._switch_ms
+            True, switchover, None, self.stats.snapshot(), self._paused_at, self._switch_ms,
+            self._memory_digest,
         )
 
     def _precopy(self) -> str:
@@ -202,6 +205,8 @@ class SourceEngine:
                 self.hv.throttle(self.name, decision.throttle)
                 self._throttle = decision.throttle
                 self.stats.update(throttle=decision.throttle)
+            # Outside the round's duration, so B (§10.5) measures the link, not the hashes.
+            verify.keep_current(self.hv, self.name)
             round_number += 1
 
     def _to_send(self, dirty: list[tuple[int, int]]) -> list[tuple[bool, int, int]]:
@@ -306,13 +311,19 @@ class SourceEngine:
         self._mark("sync")
         self._send_runs(runs)
         self._mark("pages")
+        # After the last dirty sync, suspended (§10.7); the target hashes the final pages
+        # meanwhile.
+        memory = verify.source_memory_digest(self.hv, self.name, self.ram, self.page_size)
+        self._memory_digest = memory.hex()
+        self._mark("digest")
         blob = self.hv.get_vcpu_state(self.name)
         self.channel.send(frames.VCPU, len(blob), 0, blob)
         self.stats.state(len(blob))
         self._frames_sent += 1
         self.stats.update(switchover=switchover)
         snap = self.stats.snapshot()
-        totals = {"transferred": snap.transferred, "switchover": switchover}
+        totals = {"transferred": snap.transferred, "switchover": switchover,
+                  **verify.end_fields(memory, blob)}
         totals_json = json.dumps(totals).encode()
         self.channel.send(frames.EOS, self._frames_sent, self.page_count, totals_json)
         self._frames_sent += 1
@@ -370,6 +381,7 @@ class ReceiveResult:
     rounds: int
     vcpu_state: bytes | None
     switchover: str | None = None
+    verdict: verify.Verdict | None = None  # the §10.7 digests, once compared
 
 
 class TargetEngine:
@@ -387,6 +399,7 @@ class TargetEngine:
         login: Login,
         clock: Callable[[], float] = time.monotonic,
         load_vcpu: bool = True,
+        compare_digests: bool = True,
     ) -> None:
         self.hv = hypervisor
         self.name = name
@@ -404,6 +417,9 @@ class TargetEngine:
         self._round = 0
         self._vcpu: bytes | None = None
         self._decompressor = None
+        self.compare_digests = compare_digests  # migration_verify (§10.7)
+        self.digest = verify.TargetDigest(self.page_count, self.page_size)
+        self._verdict: verify.Verdict | None = None
 
     def statistics(self) -> MigrationStatistics:
         return self.stats.snapshot()
@@ -430,7 +446,8 @@ class TargetEngine:
             return ReceiveResult(False, message, snapshot, self._frames, self._round, None)
         self.stats.update(status="done", switchover=switchover)
         return ReceiveResult(
-            True, None, self.stats.snapshot(), self._frames, self._round, self._vcpu, switchover
+            True, None, self.stats.snapshot(), self._frames, self._round, self._vcpu, switchover,
+            self._verdict,
         )
 
     def _receive(self) -> str:
@@ -487,6 +504,7 @@ class TargetEngine:
             # checksum fails the whole transfer.
             self.channel.read_into(view)
             frames.check_payload(raw, header, view, self.channel.checksum)
+        self.digest.applied(first, view)
         self._seen[first : first + count] = self._ones[:count]
         self.stats.pages(False, count, header.length)
 
@@ -499,6 +517,7 @@ class TargetEngine:
             for start in range(first * ps, (first + count) * ps, len(zeros)):
                 end = min(start + len(zeros), (first + count) * ps)
                 self.ram[start:end] = zeros[: end - start]
+        self.digest.cleared(first, count)
         self._seen[first : first + count] = self._ones[:count]
         self.stats.pages(True, count, 0)
 
@@ -526,12 +545,13 @@ class TargetEngine:
             raise frames.FrameError(
                 f"end of stream: source sent {header.arg0} frames, target got {self._frames}"
             )
-        faults.data_point("target-before-ready", ram=self.ram)
+        faults.data_point("target-before-ready", ram=self.ram, on_write=self.digest.written)
         missing = self._seen.count(0)
         if missing:
             raise frames.FrameError(f"{missing} pages were never sent")
         if self._vcpu is None:
             raise frames.FrameError("the vCPU state never arrived")
+        self._verdict = self.digest.check(self.ram, totals, self._vcpu, self.compare_digests)
         if self.load_vcpu:
             self.hv.set_vcpu_state(self.name, self._vcpu)
         self._frames += 1

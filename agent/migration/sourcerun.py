@@ -246,13 +246,16 @@ class SourceRun:
 
     def _transfer_ended(self, result) -> None:
         if result.ok:
+            log.info("memory digest of {mid} at the suspend: {digest}", mid=self.record.id,
+                     digest=result.memory_digest)
             self.progress.update(phase=4, percent=90,
                                  stats=_stats_only(result.statistics.as_dict()))
             self.machine.transferred()
         else:
             log.info("data plane of {mid} failed: {error}", mid=self.record.id, error=result.error)
             self.machine.failed([messages.transfer_failure(result.error or "", self.domain,
-                                                           self.host, self._guest_running())])
+                                                           self.host, self._guest_running(),
+                                                           self.data.get("tdomain", ""))])
 
     def _guest_running(self) -> bool:
         try:

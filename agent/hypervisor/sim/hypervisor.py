@@ -30,6 +30,7 @@ import agent
 from agent.hypervisor import base
 from agent.hypervisor.base import GuestSpec, GuestStatus, HypervisorError
 from agent.hypervisor.sim import control, layout, oracle, workload
+from agent.hypervisor.sim.digestlog import DigestLog
 from agent.hypervisor.sim.layout import Geometry
 from agent.hypervisor.sim.vcpu import VcpuState
 
@@ -55,6 +56,7 @@ class SimHypervisor:
             ) from None
         self._reported_dead: set[str] = set()
         self._sync_lock = threading.Lock()
+        self._digests = DigestLog()
 
     # ---- creation and processes ------------------------------------------------------
 
@@ -120,6 +122,7 @@ class SimHypervisor:
             answer = _read_until_ready(read_end, START_TIMEOUT_S)
         finally:
             os.close(read_end)
+        self._digests.forget(name)  # a new process: its memory is not followed any more
         if not answer.startswith("ready "):
             _kill_and_reap(pid)
             detail = answer.strip().splitlines()[-1] if answer.strip() else "no answer"
@@ -153,6 +156,7 @@ class SimHypervisor:
             _kill_and_reap(pid)
         shutil.rmtree(gdir)
         self._reported_dead.discard(name)
+        self._digests.forget(name)
 
     # ---- run control -----------------------------------------------------------------
 
@@ -217,6 +221,18 @@ class SimHypervisor:
 
     def get_and_clear_dirty(self, name: str) -> bytes:
         """Pages written since the last call, one bit each (``agent.hypervisor.pagescan``)."""
+        return self._digests.sync(name, lambda: self._take_dirty(name))
+
+    def memory_digest(self, name: str) -> bytes:
+        """The guest's §10.7 memory digest now (exact while it is paused; ``digestlog``).
+
+        The first call scans all of memory; later calls re-hash only the pages written
+        since the previous call, so the read at suspend costs the last dirty set's hashes.
+        """
+        return self._digests.read(name, lambda: self._take_dirty(name),
+                                  lambda: self.map_ram(name), self.page_size)
+
+    def _take_dirty(self, name: str) -> bytes:
         gdir = self._existing(name)
         geo = self._geometry(name)
         with self._sync_lock, open(gdir / layout.DIRTY_FILE, "r+b") as f:
