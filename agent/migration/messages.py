@@ -415,12 +415,14 @@ def digest_mismatch(source: str, target: str, vcpu_source: str, vcpu_target: str
 
 
 def transfer_failure(error: str, ldom: str, host: str, guest_running: bool,
-                     tldom: str = "") -> str:
+                     tldom: str = "", target_name: str = "") -> str:
     """The operator's line for a failed transfer: a guest that stopped, a suspend that failed,
     a migration that did not converge and a failed memory verification say so; anything
-    else lost the data connection."""
+    else lost the data connection. The verification line names the target machine as it
+    names itself (``target_name``, from its ``mig-hello`` answer), like the target's own
+    lines do."""
     if DIGEST_MISMATCH in error:
-        return verification_failed(tldom or ldom, host)
+        return verification_failed(tldom or ldom, target_name or host)
     if not guest_running:
         return guest_stopped(ldom)
     if error in (suspend_failed(ldom),) or error.startswith(f"Migration of domain {ldom} did "

@@ -143,5 +143,5 @@ def test_a_reported_write_after_apply_is_rehashed_at_the_check():
 def test_a_digest_mismatch_shows_the_verification_line():
     """Appendix A / F19: the operator's line names the target domain and machine."""
     error = "target reported: " + messages.digest_mismatch("aa", "bb", "cc", "cc")
-    line = messages.transfer_failure(error, "ldg1", "system2", True, "ldg-web")
+    line = messages.transfer_failure(error, "ldg1", "127.0.0.1", True, "ldg-web", "system2")
     assert line == "Memory verification of domain ldg-web failed on target machine system2"
