@@ -167,6 +167,7 @@ class SourceEngine:
 
     def _precopy(self) -> str:
         self.hv.get_and_clear_dirty(self.name)  # round 0 must see every write after it
+        verify.start_first_read(self.hv, self.name)
         runs = self._round0_runs()
         round_number = 0
         while True:

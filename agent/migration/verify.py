@@ -15,6 +15,7 @@ here.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -49,6 +50,28 @@ def keep_current(hypervisor, name: str) -> None:
     read = getattr(hypervisor, "memory_digest", None)
     if read is not None:
         read(name)
+
+
+def start_first_read(hypervisor, name: str) -> threading.Thread | None:
+    """Start the hypervisor's first digest read (a full scan) beside round 0.
+
+    BLAKE2b releases the GIL on page-sized inputs, so the scan runs on another CPU while
+    round 0 sends; a dirty sync that comes while it runs waits for it (the hypervisor's
+    digest lock). A failure here is not an error: the next read scans again.
+    """
+    read = getattr(hypervisor, "memory_digest", None)
+    if read is None:
+        return None
+
+    def scan() -> None:
+        try:
+            read(name)
+        except Exception:
+            pass  # the guest went away: the copy itself reports that
+
+    thread = threading.Thread(target=scan, name=f"digest-{name}", daemon=True)
+    thread.start()
+    return thread
 
 
 def end_fields(memory: bytes, vcpu_blob: bytes) -> dict[str, str]:
