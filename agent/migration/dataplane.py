@@ -293,6 +293,9 @@ class SourceEngine:
         self._last_mark = now
 
     def _stop_and_copy(self, switchover: str) -> None:
+        # While the guest still runs: the read at the suspend then re-hashes only what is
+        # written between this read and the pause, not a whole round's writes.
+        verify.keep_current(self.hv, self.name)
         self._last_mark = self.clock()
         try:
             faults.data_point("source-suspend")

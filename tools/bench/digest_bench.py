@@ -8,9 +8,11 @@ For each workload a guest of the given size is filled with stamped pages (as
 
 * ``first_read_ms``: the first digest read, the full scan (done during pre-copy);
 * ``round_read_ms``: the reads between pre-copy rounds, ``--round-ms`` apart, running;
-* ``suspend_read_ms``: the read after pausing the guest ``--round-ms`` after the last
-  round's read: what the source adds to the downtime; with ``suspend_pages``, the pages it
-  re-hashed (the target hashes about as many as it applies the final pages);
+* ``prepause_read_ms``: the read the engine makes ``--round-ms`` after the last round's
+  read, just before pausing (the guest runs);
+* ``suspend_read_ms``: the read after the pause: what the source adds to the downtime;
+  with ``suspend_pages``, the pages it re-hashed, and ``unprimed_suspend_pages``, the ones
+  a suspend read without the pre-pause read would have re-hashed;
 * ``full_scan_ms``: a full-scan digest of the paused guest, for comparison, and the check
   that it equals the suspend read;
 * ``blake2b_mb_s``: the hash rate on this machine in the same run (the VM is shared, so
@@ -70,6 +72,11 @@ def measure(hv: SimHypervisor, name: str, memory: int, workload: str, round_ms: 
             between.append(ms_since(started))
         time.sleep(round_ms / 1000.0)
         hashed = log._guests[name].digest.hashed
+        started = time.perf_counter()
+        hv.memory_digest(name)  # the engine's read before the pause
+        prepause = ms_since(started)
+        unprimed = log._guests[name].digest.hashed - hashed
+        hashed = log._guests[name].digest.hashed
         hv.pause(name)
         hv.get_and_clear_dirty(name)  # the final sync
         started = time.perf_counter()
@@ -80,7 +87,8 @@ def measure(hv: SimHypervisor, name: str, memory: int, workload: str, round_ms: 
         scanned = memory_digest(hv.map_ram(name), hv.page_size)
         full = ms_since(started)
         return {"workload": workload, "memory_mib": memory // MiB, "first_read_ms": first,
-                "round_read_ms": between, "suspend_read_ms": suspend,
+                "round_read_ms": between, "prepause_read_ms": prepause,
+                "unprimed_suspend_pages": unprimed, "suspend_read_ms": suspend,
                 "suspend_pages": pages, "full_scan_ms": full,
                 "suspend_equals_scan": at_suspend == scanned, "blake2b_mb_s": hash_rate()}
     finally:
