@@ -39,6 +39,10 @@ TOML; every key is optional::
     migration_tls_host_match = false       # the target certificate must name the target host
     migration_verify = true                # on: compare memory digests before resume (§10.7)
     scrub_rate = "1.2G"                    # bytes per second the simulated scrub zero-fills
+    migration_record_retention = "7d"      # finished outcome records are kept this long
+    migration_parallel_streams = 1         # data streams per live migration, 1 to 8
+    migration_compression = "none"        # none or zlib (compression= overrides it)
+    migration_max_bandwidth = 0            # bytes/s, 0 = unlimited (max-bandwidth= overrides)
 
     [logging]
     format = "text"                        # or "json" (one JSON object per line)
@@ -111,10 +115,16 @@ class AgentConfig:
     migration_max_concurrent: int = 1
     migration_keepalive_interval: float = 5.0
     migration_keepalive_count: int = 3
+    migration_record_retention: float = 7 * 86400.0  # seconds (migration.md §2.14, Appendix B)
     migration_peer_verify: str = "tofu"  # none, tofu, strict (password mode, migration §4.4)
     migration_tls_host_match: bool = False
     migration_verify: bool = True  # §10.7: off computes and logs the digests, compares none
     scrub_rate: int = int(1.2 * (1 << 30))  # bytes/s (migration.md §10.11, Appendix B)
+    migration_parallel_streams: int = 1
+    # The spec's default is zlib; ldmx ships none: on the benchmark's guests zlib costs more
+    # CPU than it saves on a loopback link (docs/benchmarks.md). compression=zlib per run.
+    migration_compression: str = "none"
+    migration_max_bandwidth: int = 0
 
     @property
     def socket(self) -> Path:
@@ -250,7 +260,9 @@ def _migration(section: dict) -> dict:
                 raise ConfigError(f"migration.{key}: expected true or false, got {section[key]!r}")
             values[key] = section[key]
     for key, low, high in (("migration_max_concurrent", 1, 4),
-                           ("migration_keepalive_count", 1, 100)):
+                           ("migration_keepalive_count", 1, 100),
+                           ("migration_parallel_streams", 1, 8),
+                           ("migration_max_bandwidth", 0, 1 << 50)):
         if key in section:
             value = section[key]
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -274,7 +286,25 @@ def _migration(section: dict) -> dict:
                                              "migration.migration_verify")
     if "scrub_rate" in section:
         values["scrub_rate"] = _rate(section["scrub_rate"], "migration.scrub_rate")
+    if "migration_record_retention" in section:
+        values["migration_record_retention"] = _duration(section["migration_record_retention"],
+                                                         "migration.migration_record_retention")
+    if "migration_compression" in section:
+        value = section["migration_compression"]
+        if value not in ("none", "zlib"):
+            raise ConfigError(f"migration.migration_compression: expected none or zlib, "
+                              f"got {value!r}")
+        values["migration_compression"] = value
     return values
+
+
+def _duration(value: object, key: str) -> float:
+    """Seconds from a number or a duration with a unit (``90s``, ``30m``, ``12h``, ``7d``)."""
+    units = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", str(value).strip())
+    if isinstance(value, bool) or match is None or float(match.group(1)) <= 0:
+        raise ConfigError(f"{key}: expected a positive duration such as 7d, got {value!r}")
+    return float(match.group(1)) * units[match.group(2)]
 
 
 def _rate(value: object, key: str) -> int:

@@ -28,13 +28,14 @@ from tools.load import durability, mixed
 
 ROOT = Path(__file__).resolve().parents[1]
 MATRIX = "tests/safety/test_authorization_matrix.py"
+CERTIFICATES = "tests/safety/test_authorization_certificates.py"  # certificate mode (issue 8)
 
 
 def matrix_figures() -> dict:
     """Run the matrix tests; cells = actions checked by each passing test."""
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
-        proc = subprocess.run([sys.executable, "-m", "pytest", MATRIX, "-q", "-p", "no:cacheprovider",
+        proc = subprocess.run([sys.executable, "-m", "pytest", MATRIX, CERTIFICATES, "-q", "-p", "no:cacheprovider",
                                f"--junitxml={junit}"], cwd=ROOT, capture_output=True, text=True)
         cases = ElementTree.parse(junit).getroot().iter("testcase")
         passed, failed, cells_passed, cells_total, failures = 0, 0, 0, 0, []
@@ -123,7 +124,10 @@ Every action of `agent/actions/table.py` ({len(ACTIONS)}) × {{anonymous, local 
 review, management, local root}} × {{TCP, Unix socket}}, plus SASL failure slowing (≥ 1 s each,
 the third ends the stream), TLS 1.0/1.1 refused with 1.2 accepted, PLAIN before TLS refused.
 `migrate-domain` is not sent by management and local root (it would execute and wait on a
-network peer).
+network peer). Certificate mode (`{CERTIFICATES}`): a client with no certificate or an untrusted
+one, as `nobody` over TCP and the socket, is offered no SASL EXTERNAL, fails it when it tries,
+and its `mig-*` request never runs; a trusted one is a migration peer only (every other
+request refused).
 
 | Figure | Value |
 |---|---|

@@ -3,6 +3,14 @@
 It speaks the agent's transport (spec ldm-xml §1): stream header, STARTTLS, then SASL PLAIN for
 a remote peer or nothing for a local one, then LDM documents. The agent writes every document
 whole, so the reader finds documents by their closing tags.
+
+One thread uses a connection at a time, except :meth:`LdmConnection.close` and
+:meth:`LdmConnection.abort`, which may come from another thread while one is blocked reading:
+they shut the socket down (which wakes that reader) and leave releasing its descriptor to the
+reader. Releasing it under a blocked TLS read is a real hazard, not a tidiness rule: OpenSSL
+keeps the descriptor's number, the kernel hands the number to the next socket the process
+opens, and the woken read then takes that new connection's bytes (its TLS handshake then fails
+with "unexpected message", or a record with "bad record mac").
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import re
 import select
 import socket
 import ssl
+import threading
 from pathlib import Path
 
 STREAM_HEADER = (b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
@@ -34,6 +43,11 @@ class LdmConnection:
         self.buffer = b""
         self.events: list[bytes] = []
         self.tls_version: str | None = None
+        # How many threads are inside the socket, and whether close/abort was asked for: the
+        # descriptor is released by the last thread to leave once closing (see the module doc).
+        self._guard = threading.Lock()
+        self._in_use = 0
+        self._closing = False
 
     # -- connecting ---------------------------------------------------------------------
     @classmethod
@@ -65,7 +79,11 @@ class LdmConnection:
             ctx.load_verify_locations(cafile=str(cafile))
         else:
             ctx.verify_mode = ssl.CERT_NONE
-        self.sock = ctx.wrap_socket(self.sock, server_hostname=None)
+        self._enter()
+        try:
+            self.sock = ctx.wrap_socket(self.sock, server_hostname=None)
+        finally:
+            self._leave()
         self.tls_version = self.sock.version()
         self._send(STREAM_HEADER)
         self._read_header()
@@ -108,7 +126,11 @@ class LdmConnection:
         """The next document if one arrives within ``timeout`` seconds, else None."""
         pending = getattr(self.sock, "pending", lambda: 0)()
         if not _DOC_RE.search(self.buffer) and not pending:
-            readable, _, _ = select.select([self.sock], [], [], timeout)
+            self._enter()
+            try:
+                readable, _, _ = select.select([self.sock], [], [], timeout)
+            finally:
+                self._leave()
             if not readable:
                 return None
         return self.next_document()
@@ -130,14 +152,37 @@ class LdmConnection:
             self._fill()
 
     def close(self) -> None:
-        try:
-            self._send(b"</stream:stream>")
-        except OSError:
-            pass
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        """End the stream and release the socket; from another thread, see :meth:`abort`."""
+        self._finish(goodbye=True)
+
+    def abort(self) -> None:
+        """Cut the session without a goodbye, as a killed client would.
+
+        Safe while another thread is blocked in this connection: that thread wakes with
+        :class:`LdmClientError` (or ``OSError``) and releases the socket as it leaves.
+        """
+        self._finish(goodbye=False)
+
+    def _finish(self, goodbye: bool) -> None:
+        with self._guard:
+            if self._closing:
+                return
+            self._closing = True
+            if self._in_use:
+                # Another thread is inside the socket: wake it (under the lock, so it cannot
+                # release the descriptor meanwhile) and let it release the socket on leaving.
+                # The TLS layer is left alone: its state is not shared between threads.
+                _shut_down(self.sock)
+                return
+        # Nobody else can enter now (_enter refuses while closing): the socket is ours alone.
+        if goodbye:
+            try:
+                self.sock.sendall(b"</stream:stream>")
+            except (OSError, ValueError):
+                pass
+        else:
+            _shut_down(self.sock)
+        _release(self.sock)
 
     def __enter__(self) -> "LdmConnection":
         return self
@@ -146,14 +191,33 @@ class LdmConnection:
         self.close()
 
     # -- plumbing -----------------------------------------------------------------------
+    def _enter(self) -> None:
+        with self._guard:
+            if self._closing:
+                raise LdmClientError("the session was closed")
+            self._in_use += 1
+
+    def _leave(self) -> None:
+        with self._guard:
+            self._in_use -= 1
+            if self._closing and not self._in_use:
+                _release(self.sock)
+
     def _send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        self._enter()
+        try:
+            self.sock.sendall(data)
+        finally:
+            self._leave()
 
     def _fill(self) -> None:
+        self._enter()
         try:
             chunk = self.sock.recv(262144)
         except socket.timeout:
             raise LdmClientError("timed out waiting for the agent") from None
+        finally:
+            self._leave()
         if not chunk:
             raise LdmClientError("the agent closed the connection")
         self.buffer += chunk
@@ -184,3 +248,18 @@ class LdmConnection:
             if b"</failure>" in self.buffer:
                 return self._read_through(b"</failure>")
             self._fill()
+
+
+def _shut_down(sock: socket.socket) -> None:
+    """Shut both directions of the OS socket; a TLS socket's TLS state is not touched."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the peer, or never connected
+
+
+def _release(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass

@@ -52,18 +52,20 @@ class MemoryDigest:
         """The memory digest now."""
         return self._value.to_bytes(DIGEST_SIZE, "big")
 
-    def set_pages(self, first: int, data) -> None:
-        """Pages ``first``.. now hold ``data`` (a whole number of pages, any buffer)."""
+    def set_pages(self, first: int, data, stride: int = 1) -> None:
+        """Pages ``first``, ``first + stride``, ... now hold ``data`` (a whole number of
+        pages, any buffer, one after another): a stream's pages are every Nth one."""
         view = memoryview(data).cast("B")
         ps = self.page_size
         count, rest = divmod(view.nbytes, ps)
-        if rest or first < 0 or first + count > self.page_count:
+        last = first + (count - 1) * stride
+        if rest or first < 0 or stride < 1 or (count and last >= self.page_count):
             raise ValueError(f"pages {first}+{view.nbytes / ps:g} do not fit {self.page_count}")
         zero = self._zero_page
         terms = self._terms
         value = self._value
         for k in range(count):
-            index = first + k
+            index = first + k * stride
             page = view[k * ps : (k + 1) * ps]
             at = index * DIGEST_SIZE
             old = int.from_bytes(terms[at : at + DIGEST_SIZE], "big")
@@ -76,10 +78,21 @@ class MemoryDigest:
             value ^= old ^ int.from_bytes(new_term, "big")
         self._value = value
 
-    def clear_pages(self, first: int, count: int) -> None:
-        """Pages ``first``..``first+count-1`` are now all zero: remove their terms."""
-        if count < 0 or first < 0 or first + count > self.page_count:
+    def clear_pages(self, first: int, count: int, stride: int = 1) -> None:
+        """Pages ``first``, ``first + stride``, ... (``count`` of them) are now all zero:
+        remove their terms."""
+        if count < 0 or first < 0 or stride < 1 or (count and first + (count - 1) * stride
+                                                      >= self.page_count):
             raise ValueError(f"pages {first}+{count} do not fit {self.page_count}")
+        if stride > 1:
+            terms = self._terms
+            value = self._value
+            for index in range(first, first + count * stride, stride):
+                at = index * DIGEST_SIZE
+                value ^= int.from_bytes(terms[at : at + DIGEST_SIZE], "big")
+                terms[at : at + DIGEST_SIZE] = ZERO_DIGEST
+            self._value = value
+            return
         terms = self._terms
         blank = self._zero_terms
         chunk = len(blank)

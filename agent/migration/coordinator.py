@@ -44,7 +44,9 @@ class Migrations:
                  clock=time.monotonic, resolve_wait: float = 30.0, resolve_scale: float = 1.0,
                  cancel_on_client_loss: bool = True, incoming_enabled: bool = True,
                  outgoing_enabled: bool = True, max_concurrent: int = 1,
-                 keepalive: tuple[float, int] = (5.0, 3), peer_trust=None) -> None:
+                 keepalive: tuple[float, int] = (5.0, 3), peer_trust=None,
+                 record_retention: float = 7 * 86400.0,
+                 data_defaults: dict | None = None) -> None:
         self.reactor = reactor
         self.manager = manager
         self.hv = hypervisor
@@ -64,6 +66,10 @@ class Migrations:
         self.keepalive = keepalive
         # PeerTrust: target-certificate checks (§4.4) and our certificate for -c (§4.1).
         self.peer_trust = peer_trust
+        self.record_retention = record_retention  # migration_record_retention (§2.14)
+        # migration_parallel_streams, migration_compression, migration_max_bandwidth (§10):
+        # this agent's data-plane defaults; tuning operands override them per run (M50).
+        self.data_defaults = dict(data_defaults or {})
         self.fingerprint = ""
         if cert_file:
             pem = open(cert_file, encoding="ascii").read()
@@ -121,7 +127,7 @@ class Migrations:
             "user": request.user, "cert": request.cert_mode,
             "state": summary.state, "uuid": summary.uuid,
             "dry_run": request.dry_run, "force": request.force, "view": request.view(),
-            "tuning": dict(request.tuning)}))
+            "tuning": dict(request.tuning), "data-defaults": self.data_defaults}))
         run = SourceRun(self, record, request, live=summary.state == "active",
                         requester=requester)
         self.outgoing[request.source] = run
@@ -345,11 +351,19 @@ class Migrations:
             log.warn("devices of {domain} not given back: {error}", domain=domain, error=error)
 
     def remove_domain(self, domain: str, live: bool) -> None:
-        if live and domain in self.hv.list():
-            try:
-                self.hv.stop(domain, force=True)
-            except Exception:
-                pass
+        """Remove this agent's copy of ``domain``: its guest, if the hypervisor has one, then
+        the domain itself.
+
+        The guest goes whatever ``live`` says: a domain that is not active may still have one
+        (a guest that died on its own keeps its directory and memory file until the domain
+        starts again), and nothing else would ever remove it once the domain has left.
+        """
+        if domain in self.hv.list():
+            if live:
+                try:
+                    self.hv.stop(domain, force=True)
+                except Exception:  # noqa: BLE001 - destroy below kills whatever still runs
+                    pass
             self.hv.destroy(domain)
         try:
             self.manager.evict_domain(domain)
@@ -359,9 +373,37 @@ class Migrations:
     def domain_event(self, action: str, domain: str) -> None:
         self.publish(resources.domain_event(action, domain))
 
+    # -- retention (§2.14) ----------------------------------------------------------------
+    RETENTION_SWEEP_S = 3600.0
+
+    def expire_records(self) -> list[str]:
+        """Drop finished records past ``migration_record_retention`` (at start, then hourly).
+
+        Kept longer: a forced recovery the target has not yet confirmed (the source still asks,
+        §9.4), and a record holding the final MIGRATION block of a domain that still exists
+        (M88 outlives the retention; the spec asks for "at least" the retention)."""
+
+        def needed(record: Record) -> bool:
+            if record.role == SOURCE and record.state == "forced" and \
+                    not record.data.get("confirmed"):
+                return True
+            domain = record.data.get("domain" if record.role == SOURCE else "tdomain", "")
+            kept = self.finished.get(domain)
+            return bool(record.data.get("final_block")) and kept is not None and \
+                kept[0] == record.data.get("uuid") and self.listing(domain) is not None
+
+        dropped = self.journal.expire(self.record_retention, needed)
+        for mid in dropped:
+            log.info("migration record {mid} dropped after the retention", mid=mid)
+        return dropped
+
     # -- restart (§9.2, §9.3) -------------------------------------------------------------
     def recover(self) -> None:
         self._load_blocks()
+        self.expire_records()
+        sweep = task.LoopingCall(self.expire_records)
+        sweep.clock = self.reactor
+        sweep.start(self.RETENTION_SWEEP_S, now=False)
         for record in self.journal.open_records(TARGET):
             self._recover_target(record)
         for record in self.journal.open_records(SOURCE):

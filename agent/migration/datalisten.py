@@ -1,10 +1,11 @@
 """The target's migration data port: one-time tokens and the accepting thread (spec migration.md §4.5).
 
-:class:`DataTokens` issues one random 256-bit token per stream, bound to a migration id, single
-use, valid 60 s. :class:`DataPort` accepts TLS connections in a daemon thread, checks each
-HELLO's token (a wrong, reused or expired one closes the connection without a reply) and runs
-the data plane's ``TargetEngine`` for the matching migration in its own thread; the result
-goes back to the reactor through ``deliver(mid, result)``.
+:class:`DataTokens` issues one random 256-bit token per stream, bound to a migration id and a
+stream index, single use, valid 60 s. :class:`DataPort` accepts TLS connections in a daemon
+thread, checks each HELLO's token (a wrong, reused, expired or other stream's token closes the
+connection without a reply), gathers a migration's streams and runs the data plane's
+``TargetEngine`` over all of them in its own thread; the result goes back to the reactor
+through ``deliver(mid, result)``.
 """
 
 from __future__ import annotations
@@ -26,33 +27,45 @@ TOKEN_LIFETIME_S = 60.0
 
 
 class DataTokens:
-    """Outstanding data tokens (thread-safe: issued on the reactor, used by the accept thread)."""
+    """Outstanding data tokens (thread-safe: issued on the reactor, used by the accept thread).
+
+    Each token belongs to one migration and one stream index (§4.5, M39).
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._lock = threading.Lock()
-        self._tokens: dict[bytes, tuple[str, float]] = {}
+        self._tokens: dict[bytes, tuple[str, int, float]] = {}
         self.matched: str | None = None  # the migration of the token accepted last
 
-    def issue(self, mid: str) -> bytes:
+    def issue(self, mid: str, stream: int = 0) -> bytes:
         token = secrets.token_bytes(32)
         with self._lock:
-            self._tokens[token] = (mid, self.clock() + TOKEN_LIFETIME_S)
+            self._tokens[token] = (mid, stream, self.clock() + TOKEN_LIFETIME_S)
         return token
+
+    def issue_streams(self, mid: str, streams: int) -> list[bytes]:
+        """One token per data stream of ``mid``, by stream index."""
+        return [self.issue(mid, stream) for stream in range(streams)]
 
     def revoke(self, mid: str) -> None:
         with self._lock:
-            for token in [t for t, (m, _) in self._tokens.items() if m == mid]:
+            for token in [t for t, (m, _, _) in self._tokens.items() if m == mid]:
                 del self._tokens[token]
 
-    def authorize(self, presented: bytes) -> bool:
+    def authorize(self, presented: bytes, stream: int = 0) -> bool:
         now = self.clock()
         with self._lock:
-            for token, (mid, expires) in list(self._tokens.items()):
+            for token, (mid, index, expires) in list(self._tokens.items()):
                 if hmac.compare_digest(token, presented):
-                    del self._tokens[token]  # single use, even when expired
+                    del self._tokens[token]  # single use, even when expired or misused
                     if now > expires:
                         log.info("data connection for migration {mid} refused: token expired", mid=mid)
+                        return False
+                    if index != stream:
+                        log.info("data connection for migration {mid} refused: token of stream "
+                                 "{index} presented for stream {stream}", mid=mid, index=index,
+                                 stream=stream)
                         return False
                     self.matched = mid
                     return True
@@ -74,6 +87,7 @@ class DataPort:
         self.guest_of = guest_of
         self.deliver = deliver
         self._stopped = threading.Event()
+        self._gathering: dict[str, dict[int, tuple]] = {}  # mid -> stream -> (channel, login)
         self._thread = threading.Thread(target=self._accept_loop, name="ldmx-data-port",
                                         daemon=True)
 
@@ -90,6 +104,7 @@ class DataPort:
             try:
                 channel, login = self.listener.accept(self.tokens.authorize, timeout=0.5)
             except ChannelError:
+                self._drop_abandoned()
                 continue  # the poll timeout: look at the stop flag again
             except OSError:
                 return  # the socket was closed by stop()
@@ -98,12 +113,26 @@ class DataPort:
             if guest is None:
                 channel.close()
                 continue
-            threading.Thread(target=self._receive, args=(mid, guest, channel, login),
+            # A transfer starts once all of its streams are in (each with its own token).
+            streams = self._gathering.setdefault(mid, {})
+            streams[login.stream] = (channel, login)
+            if len(streams) < login.streams:
+                continue
+            del self._gathering[mid]
+            ordered = [streams[index] for index in sorted(streams)]
+            threading.Thread(target=self._receive, args=(mid, guest, ordered),
                              name=f"ldmx-receive-{mid[:8]}", daemon=True).start()
 
-    def _receive(self, mid: str, guest: str, channel, login) -> None:
+    def _drop_abandoned(self) -> None:
+        """Close the streams of a migration that ended before all of its streams came."""
+        for mid in [m for m in self._gathering if self.guest_of(m) is None]:
+            for channel, _ in self._gathering.pop(mid).values():
+                channel.close()
+
+    def _receive(self, mid: str, guest: str, streams: list[tuple]) -> None:
+        channels = [channel for channel, _ in streams]
         try:
-            result = TargetEngine(self.hv, guest, channel, login,
+            result = TargetEngine(self.hv, guest, channels, streams[0][1],
                                   compare_digests=self.verify).run()
             _log_verdict(mid, result)
         except Exception as error:  # a bug in the engine must still end the migration

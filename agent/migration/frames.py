@@ -5,7 +5,7 @@ Every frame is a fixed 32-byte header followed by ``length`` payload bytes:
     offset size field
     0      2    magic 0x4C4D ("LM")
     2      1    kind (see the ``Kind`` constants)
-    3      1    flags (bit 0: payload is zstd-compressed)
+    3      1    flags (bit 0: payload is zlib-compressed)
     4      4    payload length
     8      8    arg0 (first page index, round number, ...)
     16     8    arg1 (page count, byte count, ...)
@@ -33,13 +33,17 @@ MAGIC = 0x4C4D
 HEADER = struct.Struct("!HBBIQQII")
 HEADER_SIZE = HEADER.size  # 32
 PREFIX_SIZE = HEADER_SIZE - 4  # the bytes the checksum covers before the payload
+_PREFIX = struct.Struct("!HBBIQQI")  # the header without its checksum
 MAX_PAYLOAD = 64 * 1024 * 1024
 
-FLAG_ZSTD = 0x01
-_KNOWN_FLAGS = FLAG_ZSTD
+FLAG_ZLIB = 0x01
+_KNOWN_FLAGS = FLAG_ZLIB
 
 # Frame kinds. Source -> target unless noted.
-HELLO = 1  # payload: one-time token; arg0: protocol version; arg1: guest page count
+HELLO = 1  # payload: token, checksum key, stream index, stream count; arg0: protocol version;
+# arg1: guest page count
+# On stream s of N, PAGES and ZERO cover the pages first, first + N, first + 2N, ... (all
+# equal to s mod N): page i always travels on stream i mod N (spec §10.1).
 PAGES = 2  # arg0: first page index; arg1: page count; payload: the pages (maybe compressed)
 ZERO = 3  # arg0: first page index; arg1: page count; no payload
 ROUND_END = 4  # arg0: round number; arg1: frames sent in the round; payload: stats JSON
@@ -61,7 +65,8 @@ KIND_NAMES = {
     READY: "READY",
 }
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: the HELLO names its stream (index, count)
+MAX_STREAMS = 8  # migration_parallel_streams range 1..8 (spec §10.1)
 
 
 class Crc32Checksum:
@@ -121,7 +126,7 @@ class Header:
 
     @property
     def compressed(self) -> bool:
-        return bool(self.flags & FLAG_ZSTD)
+        return bool(self.flags & FLAG_ZLIB)
 
     @property
     def name(self) -> str:
@@ -151,7 +156,7 @@ def encode_header(
     length = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
     if length > MAX_PAYLOAD:
         raise ValueError(f"payload of {length} bytes exceeds {MAX_PAYLOAD}")
-    prefix = HEADER.pack(MAGIC, kind, flags, length, arg0, arg1, seq & 0xFFFFFFFF, 0)[:PREFIX_SIZE]
+    prefix = _PREFIX.pack(MAGIC, kind, flags, length, arg0, arg1, seq & 0xFFFFFFFF)
     return prefix + checksum(prefix, payload).to_bytes(4, "big")
 
 

@@ -16,8 +16,10 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 SOURCE = "source"
 TARGET = "target"
@@ -72,8 +74,11 @@ def rank(role: str, state: str) -> int:
 class Journal:
     """The outcome records of one agent."""
 
-    def __init__(self, state_dir: str | Path) -> None:
+    def __init__(self, state_dir: str | Path, wall_clock: Callable[[], float] = time.time) -> None:
         self.dir = Path(state_dir)
+        # Wall-clock seconds: when a record ended, for the retention (§2.14). A wall clock,
+        # unlike the monotonic one, still means something after a restart.
+        self.wall_clock = wall_clock
         # The authenticator checks resolution tokens off the reactor thread, hence the lock.
         self.conn = sqlite3.connect(str(self.dir / "migrations.db"), isolation_level=None,
                                     check_same_thread=False)
@@ -115,6 +120,8 @@ class Journal:
             raise JournalError(f"migration {record.id}: {stored.state} cannot go back to {state}")
         record.state = state
         record.data = {**stored.data, **fields}
+        if record.final and "ended_at" not in record.data:
+            record.data["ended_at"] = self.wall_clock()
         self.conn.execute("UPDATE migrations SET state = ?, body = ? WHERE id = ? AND role = ?",
                           (state, json.dumps(record.data), record.id, record.role))
         return record
@@ -127,6 +134,25 @@ class Journal:
         with self._lock:
             rows = self.conn.execute("SELECT id, role, state, body FROM migrations").fetchall()
         return [Record(i, r, s, json.loads(b)) for i, r, s, b in rows]
+
+    def expire(self, retention: float, keep: Callable[[Record], bool] = lambda r: False) -> list[str]:
+        """Drop the final records that ended more than ``retention`` seconds ago, except those
+        ``keep`` still needs; returns the dropped ids. Open records are never dropped, nor a
+        final record without an end time (one written before end times were kept). A dropped
+        record's resolution token goes with it, so it stops working (§2.14)."""
+        horizon = self.wall_clock() - retention
+        dropped = []
+        with self._lock:
+            for record in self.all_records():
+                ended = record.data.get("ended_at")
+                if not record.final or ended is None or ended > horizon or keep(record):
+                    continue
+                self.conn.execute("DELETE FROM migrations WHERE id = ? AND role = ?",
+                                  (record.id, record.role))
+                if record.role == SOURCE:
+                    self.drop_token(record.id)
+                dropped.append(record.id)
+        return dropped
 
     # -- resolution tokens ----------------------------------------------------------------
     def _token_path(self, mid: str) -> Path:

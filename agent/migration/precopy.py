@@ -8,7 +8,8 @@ Rules (spec §10.5, §10.6):
 
 * expected downtime = R / B + O, where R is the dirty bytes (scaled by the last round's
   compression ratio) plus the vCPU state size, B the payload bandwidth measured over the
-  last round (extended back over earlier rounds until the window covers 100 ms), and O
+  last round (extended back over earlier rounds until the window covers 100 ms; never
+  above the bandwidth cap), and O
   twice the control round trip plus a fixed resume overhead;
 * switch over when the dirty set is empty or the expected downtime fits the budget
   (with ``settle_ms``, beyond the spec: not while a further round still halves the
@@ -62,6 +63,7 @@ class PrecopyConfig:
     resume_overhead_ms: float = 5.0
     control_rtt_ms: float = 0.0
     bandwidth_window_s: float = 0.1
+    max_bandwidth: int = 0  # migration_max_bandwidth, bytes/s; 0 = unlimited (§10.5)
     # Beyond the spec, off by default: when the budget is met but the expected downtime
     # is above settle_ms and the last round at least halved the dirty set, one more
     # (short) round is cheaper than the pause it saves.
@@ -74,6 +76,8 @@ class PrecopyConfig:
             raise ValueError("max_rounds must be at least 1")
         if self.downtime_budget_ms <= 0:
             raise ValueError("the downtime budget must be positive")
+        if self.max_bandwidth < 0:
+            raise ValueError("the bandwidth cap must be 0 (unlimited) or positive")
 
 
 @dataclass(frozen=True)
@@ -133,8 +137,11 @@ class Convergence:
             if duration >= self.config.bandwidth_window_s:
                 break
         if duration <= 0 or payload <= 0:
-            return 0.0
-        return payload / duration
+            return float(self.config.max_bandwidth)
+        measured = payload / duration
+        if self.config.max_bandwidth:
+            return min(measured, float(self.config.max_bandwidth))  # B is the capped rate
+        return measured
 
     def expected_downtime_ms(self, dirty_pages: int) -> float:
         """R / B + O for a dirty set of ``dirty_pages`` pages."""

@@ -159,9 +159,13 @@ def _commit(inputs: SourceInputs, core: SourceCore) -> None:
     core.effects.fault("source-before-commit-sent")
     if core.live:
         core.effects.report(4, 99)
+    # Phase 5 is announced before the point of no return is written: a waiting CLI that then
+    # loses this agent must assume the outcome may be either (exit 3, F30), never that the
+    # migration surely failed. A crash between the two leaves it saying "unresolved" for a
+    # migration that restart restores: the cautious error.
+    core.effects.report(5, 99 if core.live else 70)
     core.journal.advance(core.record, "commit-sent")  # the point of no return (§2.8)
     core.effects.fault("source-after-commit-sent")
-    core.effects.report(5, 99 if core.live else 70)
     core.effects.send("mig-commit", {})
 
 

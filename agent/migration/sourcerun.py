@@ -138,7 +138,7 @@ class SourceRun:
                     "tdomain": self.data["tdomain"], "source-ldom": self.domain,
                     "source-host": self.svc.server_name,
                     "state": self.data["state"], "guest": self.svc.guest_shape(self.domain),
-                    "force": bool(self.data.get("force"))}
+                    "force": bool(self.data.get("force")), "streams": stream_count(self.data)}
         return {}
 
     def _reply(self, message: str, reply: control.Reply) -> None:
@@ -224,11 +224,21 @@ class SourceRun:
 
     def _transfer(self, prepared: dict):
         """In the data-plane thread: connect with the one-time token and copy (phases 3–4)."""
-        channel = data_connect(self.host, prepared["data-port"], prepared["fingerprint"],
-                               bytes.fromhex(prepared["data-token"]),
-                               self.svc.page_count(self.domain),
-                               context=_client_context(), timeout=30.0)
-        engine = SourceEngine(self.svc.hv, self.domain, channel, transfer_options(self.data),
+        # One token per stream; a target that offers one stream sends only "data-token".
+        tokens = prepared.get("data-tokens") or [prepared["data-token"]]
+        channels = []
+        try:
+            for stream, token in enumerate(tokens):
+                channels.append(data_connect(
+                    self.host, prepared["data-port"], prepared["fingerprint"],
+                    bytes.fromhex(token), self.svc.page_count(self.domain),
+                    context=_client_context(), timeout=30.0, stream=stream,
+                    streams=len(tokens)))
+        except Exception:
+            for channel in channels:
+                channel.close()
+            raise
+        engine = SourceEngine(self.svc.hv, self.domain, channels, transfer_options(self.data),
                               self.stop, on_round=self._round_in_thread)
         return engine.run()
 
@@ -471,13 +481,21 @@ def forced_verdict(reply: control.Reply) -> str | None:
 def transfer_options(data: dict) -> TransferOptions:
     """The data plane's options from the request's tuning operands (§5.3; this run only, M50)."""
     tuning = data.get("tuning") or {}
+    defaults = data.get("data-defaults") or {}
     config = precopy.PrecopyConfig(
         downtime_budget_ms=float(tuning.get("max-downtime", 300)),
         max_rounds=int(tuning.get("max-rounds", 30)),
         timeout_s=float(tuning["timeout"]) if "timeout" in tuning else None,
         timeout_action=tuning.get("on-timeout", precopy.TIMEOUT_ABORT),
-        auto_converge=tuning.get("auto-converge", "on") == "on")
-    return TransferOptions(precopy=config, compression=COMPRESSION_NONE)
+        auto_converge=tuning.get("auto-converge", "on") == "on",
+        max_bandwidth=int(tuning.get("max-bandwidth", defaults.get("max-bandwidth", 0))))
+    compression = tuning.get("compression", defaults.get("compression", COMPRESSION_NONE))
+    return TransferOptions(precopy=config, compression=compression)
+
+
+def stream_count(data: dict) -> int:
+    """Data streams this source asks for (migration_parallel_streams, §10.1)."""
+    return int((data.get("data-defaults") or {}).get("streams", 1))
 
 
 def _client_context() -> stdlib_ssl.SSLContext:

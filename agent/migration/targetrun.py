@@ -160,9 +160,12 @@ class TargetRun:
             if self.core.live:
                 self.svc.hv.create(guest_spec(self.tdomain, shape))
                 self.svc.hv.start(self.tdomain, paused=True)
+                # One token per data stream (§4.5); both sides offer 1 to 8 streams (§10.1).
+                streams = max(1, min(int(body.get("streams", 1)), 8))
+                tokens = self.svc.data_port.tokens.issue_streams(self.record.id, streams)
                 reply = {"data-port": self.svc.data_port.port,
                          "fingerprint": self.svc.fingerprint,
-                         "data-token": self.svc.data_port.tokens.issue(self.record.id).hex()}
+                         "data-token": tokens[0].hex(), "data-tokens": [t.hex() for t in tokens]}
         except Exception as error:
             log.failure("receiving guest for {mid} could not be created", mid=self.record.id)
             self.record.data["domain_created"] = True

@@ -102,6 +102,7 @@ class TargetDigest:
     A write into that memory by anything but the data plane must be reported through
     :meth:`written` (the hypervisor's job for its own writes); the page is re-hashed from
     memory at the check. A change nobody reports is not seen without a full re-read.
+    Not thread-safe: with several streams, use :class:`StreamDigests`.
     """
 
     def __init__(self, page_count: int, page_size: int) -> None:
@@ -109,35 +110,76 @@ class TargetDigest:
         self.page_size = page_size
         self._written: set[int] = set()
 
-    def applied(self, first: int, pages) -> None:
-        """Pages ``first``.. now hold ``pages`` (read back from the target's memory)."""
-        self.memory.set_pages(first, pages)
+    def applied(self, first: int, pages, stride: int = 1) -> None:
+        """Pages ``first``, ``first + stride``, ... now hold ``pages`` (one after another)."""
+        self.memory.set_pages(first, pages, stride)
 
-    def cleared(self, first: int, count: int) -> None:
-        self.memory.clear_pages(first, count)
+    def cleared(self, first: int, count: int, stride: int = 1) -> None:
+        self.memory.clear_pages(first, count, stride)
 
     def written(self, offset: int) -> None:
         """Something other than the data plane wrote the byte at ``offset``."""
         self._written.add(offset // self.page_size)
 
-    def check(self, ram: memoryview, totals: dict, vcpu_blob: bytes, compare: bool,
-              clock=time.monotonic) -> Verdict:
-        """Compare with the source's digests in ``totals``; raise on a mismatch if ``compare``."""
-        started = clock()
+    def value(self, ram: memoryview) -> bytes:
+        """The digest now, after re-hashing the pages reported as written."""
         ps = self.page_size
         for index in sorted(self._written):
             self.memory.set_pages(index, ram[index * ps : (index + 1) * ps])
         self._written.clear()
-        verdict = Verdict(
-            source=str(totals.get(MEMORY_KEY, "")),
-            target=self.memory.value().hex(),
-            vcpu_source=str(totals.get(VCPU_KEY, "")),
-            vcpu_target=digest.state_digest(vcpu_blob).hex(),
-            compared=compare,
-            ms=(clock() - started) * 1000.0,
-        )
-        if compare and not verdict.matches:
-            raise VerificationFailed(messages.digest_mismatch(verdict.source, verdict.target,
-                                                              verdict.vcpu_source,
-                                                              verdict.vcpu_target))
-        return verdict
+        return self.memory.value()
+
+    def check(self, ram: memoryview, totals: dict, vcpu_blob: bytes, compare: bool,
+              clock=time.monotonic) -> Verdict:
+        """Compare with the source's digests in ``totals``; raise on a mismatch if ``compare``."""
+        return _check(lambda: self.value(ram), totals, vcpu_blob, compare, clock)
+
+
+class StreamDigests:
+    """The target digest of a transfer over N streams: one :class:`TargetDigest` per stream.
+
+    Page i always travels on stream i mod N, so each page's term lives in exactly one of
+    them and the memory digest is their XOR (exact). Each receiving thread updates only its
+    own stream's digest, so the hot path takes no lock; the check runs once every stream
+    has ended.
+    """
+
+    def __init__(self, streams: int, page_count: int, page_size: int) -> None:
+        self.streams = [TargetDigest(page_count, page_size) for _ in range(streams)]
+        self.page_size = page_size
+
+    def __getitem__(self, stream: int) -> TargetDigest:
+        return self.streams[stream]
+
+    def written(self, offset: int) -> None:
+        """Something other than the data plane wrote the byte at ``offset``."""
+        page = offset // self.page_size
+        self.streams[page % len(self.streams)].written(offset)
+
+    def value(self, ram: memoryview) -> bytes:
+        combined = 0
+        for stream in self.streams:
+            combined ^= int.from_bytes(stream.value(ram), "big")
+        return combined.to_bytes(digest.DIGEST_SIZE, "big")
+
+    def check(self, ram: memoryview, totals: dict, vcpu_blob: bytes, compare: bool,
+              clock=time.monotonic) -> Verdict:
+        """Compare with the source's digests in ``totals``; raise on a mismatch if ``compare``."""
+        return _check(lambda: self.value(ram), totals, vcpu_blob, compare, clock)
+
+
+def _check(target_value, totals: dict, vcpu_blob: bytes, compare: bool, clock) -> Verdict:
+    started = clock()
+    verdict = Verdict(
+        source=str(totals.get(MEMORY_KEY, "")),
+        target=target_value().hex(),
+        vcpu_source=str(totals.get(VCPU_KEY, "")),
+        vcpu_target=digest.state_digest(vcpu_blob).hex(),
+        compared=compare,
+        ms=(clock() - started) * 1000.0,
+    )
+    if compare and not verdict.matches:
+        raise VerificationFailed(messages.digest_mismatch(verdict.source, verdict.target,
+                                                          verdict.vcpu_source,
+                                                          verdict.vcpu_target))
+    return verdict

@@ -76,12 +76,16 @@ def install(cfg, reactor, service, hypervisor, cert_file, key_file) -> DataPortL
                             max_concurrent=cfg.migration_max_concurrent,
                             keepalive=(cfg.migration_keepalive_interval,
                                        cfg.migration_keepalive_count),
+                            record_retention=cfg.migration_record_retention,
                             peer_trust=PeerTrust(TrustStore(cfg.state_dir),
                                                  KnownHosts(cfg.state_dir),
                                                  verify=cfg.migration_peer_verify,
                                                  host_match=cfg.migration_tls_host_match,
                                                  cert_file=str(cert_file),
-                                                 key_file=str(key_file)))
+                                                 key_file=str(key_file)),
+                            data_defaults={"streams": cfg.migration_parallel_streams,
+                                           "compression": cfg.migration_compression,
+                                           "max-bandwidth": cfg.migration_max_bandwidth})
     host, port = cfg.migration_listen
     data_port = DataPort(str(cert_file), str(key_file), host, port, hypervisor,
                          migrations.guest_of, migrations.deliver,

@@ -259,3 +259,50 @@ def test_a_guest_that_cannot_map_its_memory_fails_to_start_with_the_reason(hv, s
     assert hv.pid("shrunk") is None
     with pytest.raises(HypervisorError, match="cannot map the memory of guest shrunk"):
         hv.status("shrunk")
+
+
+def test_suspend_for_switchover_pauses_unthrottles_and_returns_the_final_set_and_state(hv):
+    """§2.7 steps 1-2 in one round trip: after the call no byte changes, the throttle is
+    gone, the bitmap holds every write since the last sync, and the vCPU state matches
+    memory (a copy resumed from it passes the guest's own restore check)."""
+    hv.create(GuestSpec("a", 16 * MiB, workload="db"))
+    hv.create(GuestSpec("b", 16 * MiB, workload="db"))
+    hv.start("a")
+    hv.start("b", paused=True)
+    time.sleep(0.05)
+    hv.throttle("a", 50)
+    hv.get_and_clear_dirty("a")
+    before, geo = ledger_of(hv, "a")  # writes after the clear are in the bitmap anyway
+    time.sleep(0.05)
+    bitmap, blob = hv.suspend_for_switchover("a")
+    status = hv.status("a")
+    assert (status.state, status.throttle_percent) == ("paused", 0)
+    after, _ = ledger_of(hv, "a")
+    written = {i for i in range(geo.npages) if after[i] != before[i]}
+    assert written and written <= bits(bitmap)
+    frozen = bytes(hv.map_ram("a"))
+    time.sleep(0.03)
+    assert bytes(hv.map_ram("a")) == frozen
+    hv.map_ram("b", writable=True)[:] = frozen
+    hv.set_vcpu_state("b", blob)
+    hv.resume("b")
+    time.sleep(0.03)
+    assert not hv.status("b").corrupt and hv.verify("b") is None
+
+
+def test_map_ram_reuses_one_mapping_until_the_guest_is_destroyed(hv, state_dir):
+    """A migration's engines map the guest again and again; unmapping a large mapping is
+    slow, so the simulator keeps one per guest and access mode until ``destroy``. A guest
+    re-created under the same name (even by another instance) gets a fresh mapping."""
+    hv.create(GuestSpec("m1", 4 * MiB))
+    first = hv.map_ram("m1", writable=True)
+    first[100] = 7
+    again = hv.map_ram("m1", writable=True)
+    assert again.obj is first.obj and hv.map_ram("m1")[100] == 7
+    other = SimHypervisor(state_dir)
+    other.destroy("m1")
+    other.create(GuestSpec("m1", 8 * MiB))
+    fresh = hv.map_ram("m1")
+    assert fresh.obj is not first.obj and len(fresh) == 8 * MiB and fresh[100] == 0
+    hv.destroy("m1")
+    assert first.obj.closed is False  # views still alive keep it mapped, without error

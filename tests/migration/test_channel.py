@@ -159,3 +159,42 @@ def test_thread_api_errs_back_when_the_target_cannot_be_reached(certs):
     reactor.run_until(lambda: results)
     assert results[0].check(channel.ChannelError)
     assert source.guests["g"].state == "running"
+
+
+def test_a_token_works_only_for_its_own_stream(listener, certs):
+    """M39, §4.5: one token per stream; stream 0's token presented as stream 1 is closed
+    without a reply, and the connection that names the right stream gets in."""
+    tokens = [os.urandom(32), os.urandom(32)]
+    box = accept_in_thread(listener, channel.token_checker(tokens))
+    wrong = channel.connect("127.0.0.1", listener.port, certs[2], tokens[0], 9, stream=1,
+                            streams=2)
+    wrong.sock.settimeout(10)
+    assert wrong.sock.recv(1) == b""
+    right = channel.connect("127.0.0.1", listener.port, certs[2], tokens[1], 9, stream=1,
+                            streams=2)
+    accepted, login = box.get(timeout=10)
+    assert (login.stream, login.streams, login.page_count) == (1, 2, 9)
+    accepted.close()
+    right.close()
+    wrong.close()
+
+
+def test_stream_count_outside_1_to_8_is_refused_by_the_source():
+    with pytest.raises(channel.ChannelError, match="stream"):
+        channel.connect("127.0.0.1", 1, "00" * 32, os.urandom(32), 1, stream=0, streams=9)
+
+
+def test_data_tokens_are_per_stream_single_use_and_expire():
+    """M39: DataTokens binds each token to a migration and a stream index."""
+    from agent.migration.datalisten import TOKEN_LIFETIME_S, DataTokens
+
+    now = [100.0]
+    tokens = DataTokens(clock=lambda: now[0])
+    first, second = tokens.issue_streams("m1", 2)
+    assert not tokens.authorize(first, 1)  # stream 0's token on stream 1: refused, and spent
+    assert not tokens.authorize(first, 0)
+    assert tokens.authorize(second, 1) and tokens.matched == "m1"
+    assert not tokens.authorize(second, 1)  # single use
+    late = tokens.issue("m2", 0)
+    now[0] += TOKEN_LIFETIME_S + 1
+    assert not tokens.authorize(late, 0)

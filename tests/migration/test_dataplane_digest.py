@@ -15,24 +15,28 @@ from agent.migration import channel, faults, messages
 from agent.migration.dataplane import SourceEngine, TargetEngine, TransferOptions
 from agent.migration.faults import Faults
 from agent.migration.precopy import PrecopyConfig
-from tests.migration.test_dataplane import (PAGE, FakeHypervisor, make_pair, page_bytes,
+from tests.migration.test_dataplane import (PAGE, FakeHypervisor, page_bytes,
                                            random_page, tls)  # noqa: F401 (tls is a fixture)
 
 MiB = 1 << 20
 
 
-def migrate(tls, source_hv, target_hv, name="g", options=None, compare=True):
-    """Both engines over loopback TLS, the target comparing or not; (source, target) results."""
+def migrate(tls, source_hv, target_hv, name="g", options=None, compare=True, streams=1):
+    """Both engines over loopback TLS with ``streams`` data connections, the target
+    comparing or not; (source, target) results."""
     context, fp = tls
-    token = os.urandom(32)
+    tokens = [os.urandom(32) for _ in range(streams)]
     listener = channel.DataListener(context)
     pages = source_hv.map_ram(name).nbytes // source_hv.page_size
     box = {}
 
     def target_side():
         try:
-            chan, login = listener.accept(channel.token_checker(token), timeout=10)
-            box["target"] = TargetEngine(target_hv, name, chan, login,
+            authorize = channel.token_checker(tokens)
+            accepted = [listener.accept(authorize, timeout=10) for _ in range(streams)]
+            accepted.sort(key=lambda pair: pair[1].stream)
+            chans = [chan for chan, _ in accepted]
+            box["target"] = TargetEngine(target_hv, name, chans, accepted[0][1],
                                          compare_digests=compare).run()
         except Exception as error:  # surfaced by the assertion below
             box["error"] = error
@@ -40,14 +44,23 @@ def migrate(tls, source_hv, target_hv, name="g", options=None, compare=True):
     thread = threading.Thread(target=target_side, daemon=True)
     thread.start()
     try:
-        chan = channel.connect("127.0.0.1", listener.port, fp, token, pages)
-        result = SourceEngine(source_hv, name, chan, options).run()
+        chans = [channel.connect("127.0.0.1", listener.port, fp, tokens[s], pages,
+                                 stream=s, streams=streams) for s in range(streams)]
+        result = SourceEngine(source_hv, name, chans, options).run()
         thread.join(timeout=60)
         assert not thread.is_alive(), "target engine did not finish"
     finally:
         listener.close()
     assert "error" not in box, box.get("error")
     return result, box["target"]
+
+
+class SuspendingHypervisor(FakeHypervisor):
+    """Has the one-round-trip suspend: the vCPU frame then goes ahead of the final pages."""
+
+    def suspend_for_switchover(self, name):
+        self.pause(name)
+        return self.get_and_clear_dirty(name), self.get_vcpu_state(name)
 
 
 @pytest.fixture
@@ -57,8 +70,10 @@ def armed(monkeypatch):
     return arm
 
 
-def busy_pair(pages=1024):
-    src, dst, guest = make_pair(pages)
+def busy_pair(pages=1024, hv_class=FakeHypervisor):
+    src, dst = hv_class(), hv_class()
+    guest = src.add("g", pages)
+    dst.add("g", pages)
     for page in range(0, pages, 3):
         guest.write(page, random_page())
 
@@ -76,11 +91,15 @@ BUSY = TransferOptions(PrecopyConfig(downtime_budget_ms=0.5, max_rounds=6,
                                      timeout_action="force"))
 
 
-def test_eos_digest_equals_the_target_digest_and_the_memory_at_suspend(tls):
-    """§10.7, M104: the source digest read while suspended, the target's own digest and a
-    scan of the source memory at the suspend are one and the same."""
-    src, dst, guest = busy_pair()
-    result, received = migrate(tls, src, dst, options=BUSY)
+@pytest.mark.parametrize("hv_class", [FakeHypervisor, SuspendingHypervisor])
+@pytest.mark.parametrize("streams", [1, 3])
+def test_eos_digest_equals_the_target_digest_and_the_memory_at_suspend(tls, streams, hv_class):
+    """§10.7, M104: the source digest read while suspended, the target's own digest (with
+    N streams the XOR of one per stream, M108) and a scan of the source memory at the
+    suspend are one and the same, whether the vCPU state travels after the final pages or
+    ahead of them (one-round-trip suspend)."""
+    src, dst, guest = busy_pair(hv_class=hv_class)
+    result, received = migrate(tls, src, dst, options=BUSY, streams=streams)
     assert result.ok and received.ok, (result.error, received.error)
     assert guest.state == "paused"
     at_suspend = memory_digest(guest.ram, PAGE).hex()
@@ -91,17 +110,22 @@ def test_eos_digest_equals_the_target_digest_and_the_memory_at_suspend(tls):
     assert "digest" in result.switch_ms  # the read is a step of the downtime
 
 
-def test_page_corrupted_on_the_target_fails_verification_and_the_source_resumes(tls, armed):
+@pytest.mark.parametrize("streams", [1, 3])
+def test_page_corrupted_on_the_target_fails_verification_and_the_source_resumes(tls, armed,
+                                                                               streams):
     """M113, F19: a page changed on the target after it was applied fails the comparison
     before READY; the source gives the guest back; the operator sees the verification
     line."""
     armed("target-before-ready=corrupt")
     src, dst, guest = busy_pair()
-    result, received = migrate(tls, src, dst, options=BUSY)
+    result, received = migrate(tls, src, dst, options=BUSY, streams=streams)
     assert not received.ok and messages.DIGEST_MISMATCH in received.error
     assert not result.ok and messages.DIGEST_MISMATCH in result.error
     assert guest.state == "running"
-    assert dst.guests["g"].loaded_vcpu is None  # READY never sent, nothing loaded
+    # READY never sent: the target reports no transfer to resume. (The vCPU state may be
+    # loaded into the paused target guest already: it is loaded while the final pages
+    # arrive, and the comparison waits for that load.)
+    assert received.vcpu_state is None
     line = messages.transfer_failure(result.error, "g", "system2", True, "g-new")
     assert line == messages.verification_failed("g-new", "system2")
 
@@ -116,7 +140,8 @@ class ForgetfulHypervisor(FakeHypervisor):
         return bytes(bitmap)
 
 
-def test_a_write_the_copy_missed_fails_verification(tls):
+@pytest.mark.parametrize("streams", [1, 3])
+def test_a_write_the_copy_missed_fails_verification(tls, streams):
     """§10.7: a page the source never re-sent passes every frame checksum and is caught by
     the digest (this hypervisor has no digest log: the source digest is a full scan)."""
     src, dst = ForgetfulHypervisor(), FakeHypervisor()
@@ -125,7 +150,7 @@ def test_a_write_the_copy_missed_fails_verification(tls):
     for page in range(256):
         guest.write(page, random_page())
     guest.on_sync = lambda g, sync: g.write(17, random_page()) if sync == 1 else None
-    result, received = migrate(tls, src, dst, options=BUSY)
+    result, received = migrate(tls, src, dst, options=BUSY, streams=streams)
     assert not received.ok and messages.DIGEST_MISMATCH in received.error
     assert not result.ok and guest.state == "running"
 
@@ -143,11 +168,14 @@ def test_verify_off_computes_the_digests_but_does_not_compare(tls, armed):
     assert verdict.target == memory_digest(dst.guests["g"].ram, PAGE).hex()
 
 
+@pytest.mark.parametrize("streams", [1, 3])
 @pytest.mark.parametrize("workload", ["web", "db"])
-def test_real_guest_digest_round_trip(tmp_path, tls, workload):
+def test_real_guest_digest_round_trip(tmp_path, tls, workload, streams):
     """§10.7 with real guest processes writing during the copy: the digest the source's
     hypervisor keeps from its dirty log equals a scan of the paused source and the
-    target's digest; the target memory equals the source memory (M104)."""
+    target's digest; the target memory equals the source memory (M104). The simulator's
+    one-round-trip suspend takes the final dirty bitmap through the digest log, else the
+    pages written between the pre-pause read and the pause would be missing here."""
     src, dst = SimHypervisor(tmp_path / "src"), SimHypervisor(tmp_path / "dst")
     try:
         src.create(GuestSpec("g", 32 * MiB, workload=workload))
@@ -157,7 +185,7 @@ def test_real_guest_digest_round_trip(tmp_path, tls, workload):
         time.sleep(0.2)  # let the workload write
         options = TransferOptions(PrecopyConfig(downtime_budget_ms=20, max_rounds=10,
                                                 timeout_action="force"))
-        result, received = migrate(tls, src, dst, options=options)
+        result, received = migrate(tls, src, dst, options=options, streams=streams)
         assert result.ok and received.ok, (result.error, received.error)
         assert src.status("g").state == "paused"
         source_ram = src.map_ram("g")

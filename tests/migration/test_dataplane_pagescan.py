@@ -51,3 +51,19 @@ def test_coalesce_joins_runs_across_small_gaps_only():
     assert pagescan.coalesce(runs, 2) == [(0, 7), (20, 1)]
     assert pagescan.coalesce(runs, 0) == runs
     assert pagescan.coalesce([], 2) == []
+
+
+def test_stream_share_splits_a_run_by_page_index_modulo_the_stream_count():
+    """§10.1, M108: stream s of N carries exactly the pages equal to s mod N, as one
+    strided frame per run."""
+    from agent.migration.dataplane import stream_share
+
+    for streams in (1, 2, 3, 8):
+        for first, count in ((0, 1), (5, 1), (7, 64 * streams), (13, 100)):
+            covered = []
+            for stream in range(streams):
+                start, n = stream_share(stream, streams, first, count)
+                pages = list(range(start, start + n * streams, streams))
+                assert all(page % streams == stream for page in pages)
+                covered += pages
+            assert sorted(covered) == list(range(first, first + count))

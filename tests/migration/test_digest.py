@@ -140,6 +140,45 @@ def test_a_reported_write_after_apply_is_rehashed_at_the_check():
         target.check(ram, totals, b"", compare=True)
 
 
+def test_strided_updates_equal_a_full_scan():
+    """§10.1 + §10.7: a stream's frame covers every Nth page; setting and clearing pages
+    by stride gives the digest of the memory as it then stands."""
+    ram = bytearray(os.urandom(12 * PAGE))
+    digest = MemoryDigest(12, PAGE)
+    digest.set_pages(0, ram)
+    fresh = [os.urandom(PAGE) for _ in range(3)]
+    for k, page in enumerate(fresh):  # pages 1, 4, 7 on stream 1 of 3
+        ram[(1 + 3 * k) * PAGE:(2 + 3 * k) * PAGE] = page
+    digest.set_pages(1, b"".join(fresh), stride=3)
+    assert digest.value() == memory_digest(ram, PAGE)
+    for index in (2, 5, 8, 11):
+        ram[index * PAGE:(index + 1) * PAGE] = bytes(PAGE)
+    digest.clear_pages(2, 4, stride=3)
+    assert digest.value() == memory_digest(ram, PAGE)
+    with pytest.raises(ValueError):
+        digest.clear_pages(2, 5, stride=3)  # page 14 does not exist
+
+
+@pytest.mark.parametrize("streams", [1, 2, 3])
+def test_per_stream_target_digests_xor_to_the_memory_digest(streams):
+    """§10.7 with N streams (M108: page i on stream i mod N): one digest per stream, no
+    lock, and their XOR is the memory digest; a reported write is routed to the stream
+    that owns the page."""
+    pages = 10
+    ram = memoryview(bytearray(os.urandom(pages * PAGE)))
+    digests = verify.StreamDigests(streams, pages, PAGE)
+    for index in range(pages):
+        digests[index % streams].applied(index, ram[index * PAGE:(index + 1) * PAGE])
+    totals = verify.end_fields(memory_digest(ram, PAGE), b"v")
+    assert digests.check(ram, totals, b"v", compare=True).matches
+    ram[7 * PAGE + 1] ^= 0x5A
+    digests.written(7 * PAGE + 1)  # reported: re-hashed into stream 7 mod N's digest
+    with pytest.raises(verify.VerificationFailed):
+        digests.check(ram, totals, b"v", compare=True)
+    assert digests.value(ram) == memory_digest(ram, PAGE)
+    assert digests[7 % streams].value(ram) != bytes(16)
+
+
 def test_a_digest_mismatch_shows_the_verification_line():
     """Appendix A / F19: the operator's line names the target domain and machine."""
     error = "target reported: " + messages.digest_mismatch("aa", "bb", "cc", "cc")

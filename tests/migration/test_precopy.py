@@ -184,3 +184,19 @@ def test_settle_does_not_delay_a_guest_whose_dirty_set_stopped_shrinking():
     decision = sim.run()
     assert decision.reason == precopy.SWITCH_BUDGET
     assert len(sim.decisions) <= 3
+
+
+def test_with_a_bandwidth_cap_b_is_the_capped_rate():
+    """§10.5: with a cap, B is the capped rate, so the expected downtime uses it."""
+    conv = Convergence(PrecopyConfig(max_bandwidth=10 * MIB), PAGE, 1 << 30, 0, started=0.0)
+    conv.round_finished(RoundReport(0, 0.0, 1.0, 100 * MIB, 100 * MIB, 12800, 1280))
+    assert conv.bandwidth() == 10 * MIB  # measured 100 MiB/s (a burst), capped at 10
+    assert conv.expected_downtime_ms(1280) == pytest.approx(10 * MIB / (10 * MIB) * 1000 + 5)
+    slow = Convergence(PrecopyConfig(max_bandwidth=10 * MIB), PAGE, 1 << 30, 0, started=0.0)
+    slow.round_finished(RoundReport(0, 0.0, 1.0, 4 * MIB, 4 * MIB, 512, 1))
+    assert slow.bandwidth() == 4 * MIB  # a link slower than the cap: what it delivered
+
+
+def test_a_negative_bandwidth_cap_is_refused():
+    with pytest.raises(ValueError):
+        PrecopyConfig(max_bandwidth=-1)

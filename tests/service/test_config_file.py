@@ -120,3 +120,32 @@ def test_bad_migration_values_are_refused_with_the_key_named(tmp_path, text, mes
     path.write_text(f"[migration]\n{text}\n")
     with pytest.raises(config.ConfigError, match=message):
         config.load(path)
+
+
+def test_data_plane_keys_default_and_set(tmp_path):
+    """Appendix B, §10.1, §10.4, §10.5: one stream, no cap; compression off by default in
+    ldmx (the spec says zlib; see docs/benchmarks.md); each key settable."""
+    path = tmp_path / "ldmx.toml"
+    path.write_text("")
+    cfg = config.load(path)
+    assert (cfg.migration_parallel_streams, cfg.migration_compression,
+            cfg.migration_max_bandwidth) == (1, "none", 0)
+    path.write_text('[migration]\nmigration_parallel_streams = 8\nmigration_compression = "zlib"\n'
+                    "migration_max_bandwidth = 1048576\n")
+    cfg = config.load(path)
+    assert (cfg.migration_parallel_streams, cfg.migration_compression,
+            cfg.migration_max_bandwidth) == (8, "zlib", 1048576)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("migration_parallel_streams = 9", "migration.migration_parallel_streams: expected an "
+                                       "integer from 1 to 8"),
+    ("migration_parallel_streams = 0", "migration.migration_parallel_streams"),
+    ('migration_compression = "zstd"', "migration.migration_compression: expected none or zlib"),
+    ("migration_max_bandwidth = -1", "migration.migration_max_bandwidth"),
+])
+def test_bad_data_plane_values_are_refused_with_the_key_named(tmp_path, text, message):
+    path = tmp_path / "ldmx.toml"
+    path.write_text(f"[migration]\n{text}\n")
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(path)

@@ -225,18 +225,30 @@ class Guest:
         # Taken between two ticks, so it matches memory at that instant; only a paused
         # guest keeps it matching (a running guest may be asked just for its size).
         with self.lock:
-            booted = layout.has_header(self.ram)
-            state = VcpuState(
-                vcpus=self.vcpus,
-                workload=self.profile.name,
-                page_size=self.geo.page_size,
-                npages=self.geo.npages,
-                pages_written=layout.read_field(self.ram, "pages_written") if booted else 0,
-                ledger_crc=oracle.ledger_crc(self.ram, self.geo),
-                cursor=self.picker.cursor,
-                tod_offset_ns=self.tod_offset_ns,
-            )
-        return {"blob": state.to_bytes().decode()}
+            return {"blob": self._vcpu_state().to_bytes().decode()}
+
+    def op_suspend(self, request: dict) -> dict:
+        """Pause, throttle 0, dirty get-and-clear and the vCPU state, all under one lock."""
+        half = self.bitmap_len
+        with self.lock:
+            self.running = False
+            self.throttle = 0
+            self.dirty[half:] = self.dirty[:half]
+            self.dirty[:half] = bytes(half)
+            return {"blob": self._vcpu_state().to_bytes().decode()}
+
+    def _vcpu_state(self) -> VcpuState:
+        booted = layout.has_header(self.ram)
+        return VcpuState(
+            vcpus=self.vcpus,
+            workload=self.profile.name,
+            page_size=self.geo.page_size,
+            npages=self.geo.npages,
+            pages_written=layout.read_field(self.ram, "pages_written") if booted else 0,
+            ledger_crc=oracle.ledger_crc(self.ram, self.geo),
+            cursor=self.picker.cursor,
+            tod_offset_ns=self.tod_offset_ns,
+        )
 
     def op_set_vcpu(self, request: dict) -> dict:
         try:

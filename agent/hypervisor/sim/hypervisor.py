@@ -57,6 +57,11 @@ class SimHypervisor:
         self._reported_dead: set[str] = set()
         self._sync_lock = threading.Lock()
         self._digests = DigestLog()
+        # One mapping of each guest's RAM per access mode, kept until the guest is
+        # destroyed: unmapping a gigabyte takes this machine 0.3-0.8 s, which must not
+        # land in a migration's switch-over, and a reused mapping needs no new page faults.
+        self._maps: dict[tuple[str, bool], tuple[mmap.mmap, tuple[int, int]]] = {}
+        self._maps_lock = threading.Lock()
 
     # ---- creation and processes ------------------------------------------------------
 
@@ -64,6 +69,7 @@ class SimHypervisor:
         """Reserve a guest's memory (sparse, all zero) and record its spec; it is stopped."""
         if not _NAME.match(spec.name):
             raise HypervisorError(f"invalid guest name {spec.name!r}")
+        self._forget_maps(spec.name)
         try:
             workload.profile(spec.workload)
             geo = layout.geometry_for(spec.memory_bytes, spec.page_size)
@@ -157,6 +163,17 @@ class SimHypervisor:
         shutil.rmtree(gdir)
         self._reported_dead.discard(name)
         self._digests.forget(name)
+        self._forget_maps(name)
+
+    def _forget_maps(self, name: str) -> None:
+        with self._maps_lock:
+            maps = [self._maps.pop((name, mode), None) for mode in (False, True)]
+        for entry in maps:
+            if entry is not None:
+                try:
+                    entry[0].close()
+                except BufferError:
+                    pass  # a view is still in use: unmapped when the last one goes
 
     # ---- run control -----------------------------------------------------------------
 
@@ -213,11 +230,23 @@ class SimHypervisor:
         """The guest's memory, shared with the guest (writes through it are not logged)."""
         path = self._existing(name) / layout.RAM_FILE
         try:
-            with open(path, "r+b" if writable else "rb") as f:
-                access = mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ
-                return memoryview(mmap.mmap(f.fileno(), 0, access=access))
-        except (OSError, ValueError) as exc:
+            info = os.stat(path)
+        except OSError as exc:
             raise HypervisorError(f"cannot map the memory of guest {name}: {exc}") from None
+        identity = (info.st_dev, info.st_ino)  # another instance may have re-created it
+        with self._maps_lock:
+            entry = self._maps.get((name, writable))
+            if entry is None or entry[0].closed or entry[1] != identity:
+                try:
+                    with open(path, "r+b" if writable else "rb") as f:
+                        access = mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ
+                        mapping = mmap.mmap(f.fileno(), 0, access=access)
+                        identity = (os.fstat(f.fileno()).st_dev, os.fstat(f.fileno()).st_ino)
+                except (OSError, ValueError) as exc:
+                    raise HypervisorError(f"cannot map the memory of guest {name}: {exc}") from None
+                entry = (mapping, identity)
+                self._maps[(name, writable)] = entry
+            return memoryview(entry[0])
 
     def get_and_clear_dirty(self, name: str) -> bytes:
         """Pages written since the last call, one bit each (``agent.hypervisor.pagescan``)."""
@@ -247,6 +276,35 @@ class SimHypervisor:
                 return shared[half : half + geo.bitmap_bytes]
             finally:
                 shared.close()
+
+    def suspend_for_switchover(self, name: str) -> tuple[bytes, bytes]:
+        """Pause, end any throttle, and return the final dirty bitmap and the vCPU state.
+
+        One round trip to the guest instead of three: the data plane's stop-and-copy
+        (migration.md §2.7) is on the guest's downtime, and each request to a guest
+        process costs a wake-up of that process. Optional capability: the data plane
+        falls back to ``pause``, ``throttle``, ``get_and_clear_dirty`` and
+        ``get_vcpu_state`` when a hypervisor lacks it.
+        """
+        gdir = self._existing(name)
+        geo = self._geometry(name)
+        blob: list[bytes] = []
+
+        def fetch() -> bytes:
+            with self._sync_lock, open(gdir / layout.DIRTY_FILE, "r+b") as f:
+                shared = mmap.mmap(f.fileno(), 0)
+                try:
+                    reply = self._call(name, {"op": "suspend"})  # the guest swaps under its lock
+                    blob.append(reply["blob"].encode())
+                    half = len(shared) // 2
+                    return shared[half : half + geo.bitmap_bytes]
+                finally:
+                    shared.close()
+
+        # Through the digest log like every dirty sync: the final bits must reach the
+        # §10.7 digest-dirty set (and any bits a digest read took must reach the copy).
+        bitmap = self._digests.sync(name, fetch)
+        return bitmap, blob[0]
 
     def get_vcpu_state(self, name: str) -> bytes:
         """The vCPU blob; it matches memory only while the guest stays paused."""
@@ -285,10 +343,22 @@ class SimHypervisor:
         """Guests whose process died since the last call (each death reported once)."""
         dead = []
         for name in self.list():
-            if self._state(name) == base.DEAD and name not in self._reported_dead:
+            if name not in self._reported_dead and self._died(name):
                 self._reported_dead.add(name)
                 dead.append(name)
         return dead
+
+    def _died(self, name: str) -> bool:
+        """A ``pid`` file, no live process and no ``stopped`` marker: the process died.
+
+        Judged by the process alone, never by a control call: a live guest that is slow to
+        answer, or drops one request, under load is not dead. Reporting it dead would make the
+        agent turn its domain bound while the guest still runs (and a later migration of that
+        bound domain would be a cold one, leaving the running guest behind on this host).
+        """
+        gdir = self._dir(name)
+        return (self._live_pid(name) is None and (gdir / layout.PID_FILE).exists()
+                and not (gdir / layout.STOPPED_FILE).exists())
 
     # ---- test hooks ------------------------------------------------------------------
 
