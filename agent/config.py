@@ -37,6 +37,7 @@ TOML; every key is optional::
     migration_keepalive_count = 3          # silent intervals before the peer is lost
     migration_peer_verify = "tofu"         # none, tofu or strict: the target's certificate
     migration_tls_host_match = false       # the target certificate must name the target host
+    migration_verify = true                # on: compare memory digests before resume (§10.7)
     scrub_rate = "1.2G"                    # bytes per second the simulated scrub zero-fills
     migration_record_retention = "7d"      # finished outcome records are kept this long
     migration_parallel_streams = 1         # data streams per live migration, 1 to 8
@@ -117,6 +118,7 @@ class AgentConfig:
     migration_record_retention: float = 7 * 86400.0  # seconds (migration.md §2.14, Appendix B)
     migration_peer_verify: str = "tofu"  # none, tofu, strict (password mode, migration §4.4)
     migration_tls_host_match: bool = False
+    migration_verify: bool = True  # §10.7: off computes and logs the digests, compares none
     scrub_rate: int = int(1.2 * (1 << 30))  # bytes/s (migration.md §10.11, Appendix B)
     migration_parallel_streams: int = 1
     # The spec's default is zlib; ldmx ships none: on the benchmark's guests zlib costs more
@@ -239,6 +241,15 @@ def load(config_file: Path | None = None, **overrides) -> AgentConfig:
     return replace(cfg, **_migration(data.get("migration", {})))
 
 
+def _on_off(value, key: str) -> bool:
+    """A switch written as the spec does (``on``/``off``) or as a TOML boolean."""
+    if isinstance(value, bool):
+        return value
+    if value in ("on", "off"):
+        return value == "on"
+    raise ConfigError(f"{key}: expected on or off, got {value!r}")
+
+
 def _migration(section: dict) -> dict:
     """The ``[migration]`` keys (migration.md Appendix B), checked; absent keys keep defaults."""
     values: dict = {}
@@ -270,6 +281,9 @@ def _migration(section: dict) -> dict:
             raise ConfigError(f"migration.migration_peer_verify: expected one of "
                               f"{', '.join(PEER_VERIFY_MODES)}, got {value!r}")
         values["migration_peer_verify"] = value
+    if "migration_verify" in section:
+        values["migration_verify"] = _on_off(section["migration_verify"],
+                                             "migration.migration_verify")
     if "scrub_rate" in section:
         values["scrub_rate"] = _rate(section["scrub_rate"], "migration.scrub_rate")
     if "migration_record_retention" in section:

@@ -78,8 +78,9 @@ class DataPort:
 
     def __init__(self, cert_file: str, key_file: str, host: str, port: int, hypervisor,
                  guest_of: Callable[[str], str | None],
-                 deliver: Callable[[str, object], None]) -> None:
+                 deliver: Callable[[str, object], None], verify: bool = True) -> None:
         self.tokens = DataTokens()
+        self.verify = verify  # migration_verify (§10.7)
         self.listener = DataListener(server_context(cert_file, key_file), host, port)
         self.host, self.port = host, self.listener.port
         self.hv = hypervisor
@@ -131,8 +132,20 @@ class DataPort:
     def _receive(self, mid: str, guest: str, streams: list[tuple]) -> None:
         channels = [channel for channel, _ in streams]
         try:
-            result = TargetEngine(self.hv, guest, channels, streams[0][1]).run()
+            result = TargetEngine(self.hv, guest, channels, streams[0][1],
+                                  compare_digests=self.verify).run()
+            _log_verdict(mid, result)
         except Exception as error:  # a bug in the engine must still end the migration
             log.failure("data plane of migration {mid} failed", mid=mid)
             result = error
         self.deliver(mid, result)
+
+
+def _log_verdict(mid: str, result) -> None:
+    """The §10.7 digests go to the log whether or not they were compared."""
+    verdict = getattr(result, "verdict", None)
+    if verdict is not None:
+        log.info("memory verification of migration {mid}: source {source}, target {target}, "
+                 "vCPU {vcpu}; {how} in {ms:.1f} ms", mid=mid, source=verdict.source,
+                 target=verdict.target, vcpu=verdict.vcpu_target, ms=verdict.ms,
+                 how="compared" if verdict.compared else "not compared (migration_verify off)")

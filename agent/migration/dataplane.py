@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from agent.migration import faults, frames, messages, pagescan, precopy, ratelimit
+from agent.migration import faults, frames, messages, pagescan, precopy, ratelimit, verify
 from agent.migration.channel import ChannelError, DataChannel, Login
 from agent.migration.stats import MigrationStatistics, StatsRecorder
 
@@ -92,6 +92,7 @@ class TransferResult:
     # ready), for tuning the downtime.
     switch_ms: dict[str, float] = field(default_factory=dict)
     final_pages: int = 0  # pages sent while the guest was paused
+    memory_digest: str | None = None  # §10.7, read at the suspend (hex)
 
 
 class _Compressor:
@@ -195,6 +196,7 @@ class SourceEngine:
         self._snapshots = [memoryview(bytearray(size)) for _ in range(self.streams)]
         self._broken = threading.Event()  # one sender failed: the others stop too
         self._pool: ThreadPoolExecutor | None = None
+        self._memory_digest: str | None = None
 
     def statistics(self) -> MigrationStatistics:
         return self.stats.snapshot()
@@ -213,10 +215,11 @@ class SourceEngine:
                 self._pool.shutdown(wait=True)
         self.stats.update(status="done", switchover=switchover)
         return TransferResult(True, switchover, None, self.stats.snapshot(), self._paused_at,
-                              self._switch_ms, self._final_pages)
+                              self._switch_ms, self._final_pages, self._memory_digest)
 
     def _precopy(self) -> str:
         self.hv.get_and_clear_dirty(self.name)  # round 0 must see every write after it
+        verify.start_first_read(self.hv, self.name)
         runs = self._round0_runs()
         round_number = 0
         while True:
@@ -255,6 +258,8 @@ class SourceEngine:
                 self.hv.throttle(self.name, decision.throttle)
                 self._throttle = decision.throttle
                 self.stats.update(throttle=decision.throttle)
+            # Outside the round's duration, so B (§10.5) measures the link, not the hashes.
+            verify.keep_current(self.hv, self.name)
             round_number += 1
 
     def _to_send(self, dirty: list[tuple[int, int]]) -> list[tuple[bool, int, int]]:
@@ -439,6 +444,9 @@ class SourceEngine:
         return self.hv.get_and_clear_dirty(self.name), None
 
     def _stop_and_copy(self, switchover: str) -> None:
+        # While the guest still runs: the read at the suspend then re-hashes only what is
+        # written between this read and the pause, not a whole round's writes.
+        verify.keep_current(self.hv, self.name)
         self._last_mark = self.clock()
         final, blob = self._suspend()
         # The final set is what the last round's sync found plus what was written since.
@@ -452,11 +460,19 @@ class SourceEngine:
             self._send_vcpu(blob)
         self._send_runs(runs)
         self._mark("pages")
+        # After the last dirty sync, suspended (§10.7): the suspend's bitmap went through
+        # the digest log, so this read re-hashes only the final dirty set. The target
+        # hashes the final pages meanwhile.
+        memory = verify.source_memory_digest(self.hv, self.name, self.ram, self.page_size)
+        self._memory_digest = memory.hex()
+        self._mark("digest")
         if blob is None:
-            self._send_vcpu(self.hv.get_vcpu_state(self.name))
+            blob = self.hv.get_vcpu_state(self.name)
+            self._send_vcpu(blob)
         self.stats.update(switchover=switchover)
         snap = self.stats.snapshot()
-        totals = {"transferred": snap.transferred, "switchover": switchover}
+        totals = {"transferred": snap.transferred, "switchover": switchover,
+                  **verify.end_fields(memory, blob)}
         totals_json = json.dumps(totals).encode()
         for stream, chan in enumerate(self.channels):
             chan.send(frames.EOS, self._frames_sent[stream], self.page_count, totals_json)
@@ -524,6 +540,7 @@ class ReceiveResult:
     rounds: int
     vcpu_state: bytes | None
     switchover: str | None = None
+    verdict: verify.Verdict | None = None  # the §10.7 digests, once compared
 
 
 class _StreamFailed(Exception):
@@ -546,6 +563,7 @@ class TargetEngine:
         login: Login,
         clock: Callable[[], float] = time.monotonic,
         load_vcpu: bool = True,
+        compare_digests: bool = True,
     ) -> None:
         self.hv = hypervisor
         self.name = name
@@ -568,11 +586,16 @@ class TargetEngine:
         self._loader: threading.Thread | None = None  # loads the vCPU state into the guest
         self._load_error: str | None = None
         self._switchover = ""
+        self._totals: dict = {}  # the source's EOS payload (stream 0's)
         self._source_stats: dict = {}
         self._lock = threading.Lock()
         self._error: str | None = None  # the first failure of any stream
         self._barrier = threading.Barrier(self.streams, action=self._all_streams_marked)
         self._markers: list[int | None] = [None] * self.streams  # round number, None: EOS
+        self.compare_digests = compare_digests  # migration_verify (§10.7)
+        # One digest per stream, each updated only by its stream's thread (no lock).
+        self.digests = verify.StreamDigests(self.streams, self.page_count, self.page_size)
+        self._verdict: verify.Verdict | None = None
 
     def statistics(self) -> MigrationStatistics:
         return self.stats.snapshot()
@@ -608,7 +631,7 @@ class TargetEngine:
             return ReceiveResult(False, self._error, snapshot, self._frames, self._round, None)
         self.stats.update(status="done", switchover=self._switchover)
         return ReceiveResult(True, None, self.stats.snapshot(), self._frames, self._round,
-                             self._vcpu, self._switchover)
+                             self._vcpu, self._switchover, self._verdict)
 
     def _failed(self, message: str) -> None:
         with self._lock:
@@ -705,6 +728,7 @@ class TargetEngine:
             frames.check_payload(raw, header, data, chan.checksum)
         if data is not None:
             self._scatter(data, first, count)
+        self._hash_applied(stream, first, count)
         self._seen[first : first + count * n : n] = self._ones[:count]
         self.stats.pages(False, count, header.length)
         return buffer
@@ -722,6 +746,18 @@ class TargetEngine:
             self.ram[offset : offset + ps] = data[at : at + ps]
             offset += step
 
+    def _hash_applied(self, stream: int, first: int, count: int) -> None:
+        """Update this stream's §10.7 digest from the pages as they now stand in guest
+        memory (read back, so a page applied at the wrong place fails the comparison)."""
+        ps = self.page_size
+        n = self.streams
+        digest = self.digests[stream]
+        if n == 1:
+            digest.applied(first, self.ram[first * ps : (first + count) * ps])
+            return
+        for page in range(first, first + count * n, n):
+            digest.applied(page, self.ram[page * ps : page * ps + ps])
+
     def _zero(self, stream: int, chan: DataChannel, header: frames.Header, raw: bytes,
               round_number: int) -> None:
         first, count = self._span(stream, header)
@@ -738,6 +774,7 @@ class TargetEngine:
                 zero = self._zeros[:ps]
                 for page in range(first, first + count * n, n):
                     self.ram[page * ps : page * ps + ps] = zero
+        self.digests[stream].cleared(first, count, n)
         self._seen[first : first + count * n : n] = self._ones[:count]
         self.stats.pages(True, count, 0)
 
@@ -753,6 +790,8 @@ class TargetEngine:
                     f"end of stream: source sent {header.arg0} frames, target got {count}"
                 )
             self._switchover = payload.get("switchover", "")
+            if stream == 0:  # every stream's EOS carries the same totals and digests
+                self._totals = payload
         else:
             if header.arg0 != round_number:
                 raise frames.FrameError(f"round marker {header.arg0} arrived in round {round_number}")
@@ -809,7 +848,7 @@ class TargetEngine:
         self._loader.start()
 
     def _end(self) -> None:
-        faults.data_point("target-before-ready", ram=self.ram)
+        faults.data_point("target-before-ready", ram=self.ram, on_write=self.digests.written)
         missing = self._seen.count(0)
         if missing:
             raise frames.FrameError(f"{missing} pages were never sent")
@@ -819,6 +858,9 @@ class TargetEngine:
             self._loader.join()
         if self._load_error is not None:
             raise frames.FrameError(self._load_error)
+        # Once, after every stream's EOS (the barrier) and the vCPU load (§10.7).
+        self._verdict = self.digests.check(self.ram, self._totals, self._vcpu,
+                                           self.compare_digests)
         self.channel.send(frames.READY, self._frames, self.page_count)
         self.channel.flush()
 

@@ -106,8 +106,12 @@ def power_off(hypervisor) -> None:
 
 
 def data_point(point: str, *, channel=None, ram: memoryview | None = None, hypervisor=None,
-               guest: str = "") -> None:
-    """A fault point of the data plane (called in a data thread with what it may break)."""
+               guest: str = "", on_write=None) -> None:
+    """A fault point of the data plane (called in a data thread with what it may break).
+
+    ``on_write(offset)`` is told of a byte ``corrupt`` changes in ``ram``: the write goes
+    through the hypervisor's path, which keeps the target's §10.7 digest current.
+    """
     action = Faults.from_environment().hit(point, hypervisor)
     if action == CUT and channel is not None:
         channel.sock.shutdown(socket.SHUT_RDWR)  # the link breaks: both ends see it at once
@@ -118,6 +122,9 @@ def data_point(point: str, *, channel=None, ram: memoryview | None = None, hyper
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
     elif action == CORRUPT and ram is not None:
-        ram[ram.nbytes // 2] ^= 0x5A  # one byte of one page, after that page was applied
+        offset = ram.nbytes // 2
+        ram[offset] ^= 0x5A  # one byte of one page, after that page was applied
+        if on_write is not None:
+            on_write(offset)
     elif action == HOLD:
         time.sleep(HOLD_S)

@@ -404,9 +404,25 @@ def suspend_failed(ldom: str) -> str:
     return f"Domain {ldom} could not be suspended"
 
 
-def transfer_failure(error: str, ldom: str, host: str, guest_running: bool) -> str:
-    """The operator's line for a failed transfer: a guest that stopped, a suspend that failed
-    and a migration that did not converge say so; anything else lost the data connection."""
+# The reason a target gives (ERROR frame) when the §10.7 digests differ; the source knows
+# the failure by it and shows ``verification_failed``.
+DIGEST_MISMATCH = "memory digest mismatch"
+
+
+def digest_mismatch(source: str, target: str, vcpu_source: str, vcpu_target: str) -> str:
+    return (f"{DIGEST_MISMATCH}: memory {target} on the target, {source} on the source; "
+            f"vCPU state {vcpu_target} on the target, {vcpu_source} on the source")
+
+
+def transfer_failure(error: str, ldom: str, host: str, guest_running: bool,
+                     tldom: str = "", target_name: str = "") -> str:
+    """The operator's line for a failed transfer: a guest that stopped, a suspend that failed,
+    a migration that did not converge and a failed memory verification say so; anything
+    else lost the data connection. The verification line names the target machine as it
+    names itself (``target_name``, from its ``mig-hello`` answer), like the target's own
+    lines do."""
+    if DIGEST_MISMATCH in error:
+        return verification_failed(tldom or ldom, target_name or host)
     if not guest_running:
         return guest_stopped(ldom)
     if error in (suspend_failed(ldom),) or error.startswith(f"Migration of domain {ldom} did "

@@ -49,6 +49,7 @@ class SourceRun:
         self.data = record.data
         self.domain: str = record.data["domain"]
         self.host: str = record.data["host"]
+        self.target_name = ""  # the target's own server name, from its mig-hello answer
         self._password = (request.password or "") if request is not None else ""
         # The checks need the request's maps and options, never its password.
         self.request = replace(request, password=None) if request is not None else None
@@ -169,6 +170,7 @@ class SourceRun:
             return m.failed(lines)
         self.svc.journal.store_token(self.record.id, reply.body.pop("token"))
         target_host = reply.body.get("host") or {}
+        self.target_name = target_host.get("server-name") or target_host.get("hostname") or ""
         local = self.svc.host_facts()
         lines = phase1.self_target(self.host, local["machine-id"], target_host.get("machine-id"))
         if lines:
@@ -256,13 +258,17 @@ class SourceRun:
 
     def _transfer_ended(self, result) -> None:
         if result.ok:
+            log.info("memory digest of {mid} at the suspend: {digest}", mid=self.record.id,
+                     digest=result.memory_digest)
             self.progress.update(phase=4, percent=90,
                                  stats=_stats_only(result.statistics.as_dict()))
             self.machine.transferred()
         else:
             log.info("data plane of {mid} failed: {error}", mid=self.record.id, error=result.error)
             self.machine.failed([messages.transfer_failure(result.error or "", self.domain,
-                                                           self.host, self._guest_running())])
+                                                           self.host, self._guest_running(),
+                                                           self.data.get("tdomain", ""),
+                                                           self.target_name)])
 
     def _guest_running(self) -> bool:
         try:

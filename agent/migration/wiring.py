@@ -88,7 +88,8 @@ def install(cfg, reactor, service, hypervisor, cert_file, key_file) -> DataPortL
                                            "max-bandwidth": cfg.migration_max_bandwidth})
     host, port = cfg.migration_listen
     data_port = DataPort(str(cert_file), str(key_file), host, port, hypervisor,
-                         migrations.guest_of, migrations.deliver).start()
+                         migrations.guest_of, migrations.deliver,
+                         verify=cfg.migration_verify).start()
     migrations.attach_data_port(data_port)
     service.migrations = migrations
     reactor.callWhenRunning(migrations.recover)

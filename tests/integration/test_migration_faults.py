@@ -18,12 +18,9 @@ import pytest
 
 from tools.faults.scenarios import CELLS, run_trial
 
-# §10.7 (M113) is not implemented: the data plane checks each frame's checksum but no memory
-# digest, so a page corrupted on the target after it was applied goes unseen and the
-# migration completes. Strict: the cell turns red as soon as the digest comparison exists.
-_KNOWN_GAPS = {
-    "F19": "§10.7 memory digest comparison not implemented (M113): the corruption is not seen",
-}
+# Rows whose outcome the agent does not reach yet, as strict xfails (none today: F19, M113, is
+# met by the §10.7 digest comparison).
+_KNOWN_GAPS: dict[str, str] = {}
 
 
 def _param(cell):

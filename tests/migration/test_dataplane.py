@@ -1,7 +1,8 @@
 """Source and target engines over real loopback TLS with an in-memory hypervisor.
 
-Covers spec §10.2-§10.7 (M105, M106, M107, M109-M111, M113, M118) and the issue's
-acceptance: a corrupted frame fails the migration cleanly with the source untouched.
+Covers spec §10.2-§10.6 (M105, M106, M107, M109-M111, M118) and the issue's
+acceptance: a corrupted frame fails the migration cleanly with the source untouched (the
+frame checksum; §10.7's memory digest, M113, is in ``test_dataplane_digest.py``).
 """
 
 import os
@@ -222,7 +223,8 @@ class CorruptingChannel(channel.DataChannel):
 
 @pytest.mark.parametrize("streams", [1, 3])
 def test_corrupted_frame_fails_the_migration_and_leaves_the_source_running(tls, streams):
-    """M113 / issue acceptance: the target detects the bad frame, the source is untouched."""
+    """Issue acceptance (frame checksum, not M113): the target detects the bad frame, the
+    source is untouched."""
     src, dst, guest = make_pair(4096)
     for page in range(4096):
         guest.write(page, random_page())

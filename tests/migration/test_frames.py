@@ -52,7 +52,8 @@ def test_decoder_returns_the_same_frames_whatever_the_chunking(items, chunk):
 
 @pytest.mark.parametrize("position", [0, 3, 9, 20, 27, 28, 40, 1000])
 def test_any_flipped_byte_is_rejected(position):
-    """M113 at the frame level: corruption anywhere in header or payload is detected."""
+    """Corruption anywhere in header or payload is detected by the frame checksum (not
+    M113, which is the memory digest of §10.7)."""
     data = bytearray(frames.encode_frame(frames.PAGES, 0, 10, 1, b"\x5a" * 2048))
     data[position] ^= 0x01
     with pytest.raises(frames.FrameError):

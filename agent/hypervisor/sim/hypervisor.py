@@ -30,6 +30,7 @@ import agent
 from agent.hypervisor import base
 from agent.hypervisor.base import GuestSpec, GuestStatus, HypervisorError
 from agent.hypervisor.sim import control, layout, oracle, workload
+from agent.hypervisor.sim.digestlog import DigestLog
 from agent.hypervisor.sim.layout import Geometry
 from agent.hypervisor.sim.vcpu import VcpuState
 
@@ -55,6 +56,7 @@ class SimHypervisor:
             ) from None
         self._reported_dead: set[str] = set()
         self._sync_lock = threading.Lock()
+        self._digests = DigestLog()
         # One mapping of each guest's RAM per access mode, kept until the guest is
         # destroyed: unmapping a gigabyte takes this machine 0.3-0.8 s, which must not
         # land in a migration's switch-over, and a reused mapping needs no new page faults.
@@ -126,6 +128,7 @@ class SimHypervisor:
             answer = _read_until_ready(read_end, START_TIMEOUT_S)
         finally:
             os.close(read_end)
+        self._digests.forget(name)  # a new process: its memory is not followed any more
         if not answer.startswith("ready "):
             _kill_and_reap(pid)
             detail = answer.strip().splitlines()[-1] if answer.strip() else "no answer"
@@ -159,6 +162,7 @@ class SimHypervisor:
             _kill_and_reap(pid)
         shutil.rmtree(gdir)
         self._reported_dead.discard(name)
+        self._digests.forget(name)
         self._forget_maps(name)
 
     def _forget_maps(self, name: str) -> None:
@@ -246,6 +250,18 @@ class SimHypervisor:
 
     def get_and_clear_dirty(self, name: str) -> bytes:
         """Pages written since the last call, one bit each (``agent.hypervisor.pagescan``)."""
+        return self._digests.sync(name, lambda: self._take_dirty(name))
+
+    def memory_digest(self, name: str) -> bytes:
+        """The guest's §10.7 memory digest now (exact while it is paused; ``digestlog``).
+
+        The first call scans all of memory; later calls re-hash only the pages written
+        since the previous call, so the read at suspend costs the last dirty set's hashes.
+        """
+        return self._digests.read(name, lambda: self._take_dirty(name),
+                                  lambda: self.map_ram(name), self.page_size)
+
+    def _take_dirty(self, name: str) -> bytes:
         gdir = self._existing(name)
         geo = self._geometry(name)
         with self._sync_lock, open(gdir / layout.DIRTY_FILE, "r+b") as f:
@@ -272,14 +288,23 @@ class SimHypervisor:
         """
         gdir = self._existing(name)
         geo = self._geometry(name)
-        with self._sync_lock, open(gdir / layout.DIRTY_FILE, "r+b") as f:
-            shared = mmap.mmap(f.fileno(), 0)
-            try:
-                reply = self._call(name, {"op": "suspend"})  # the guest swaps under its lock
-                half = len(shared) // 2
-                return shared[half : half + geo.bitmap_bytes], reply["blob"].encode()
-            finally:
-                shared.close()
+        blob: list[bytes] = []
+
+        def fetch() -> bytes:
+            with self._sync_lock, open(gdir / layout.DIRTY_FILE, "r+b") as f:
+                shared = mmap.mmap(f.fileno(), 0)
+                try:
+                    reply = self._call(name, {"op": "suspend"})  # the guest swaps under its lock
+                    blob.append(reply["blob"].encode())
+                    half = len(shared) // 2
+                    return shared[half : half + geo.bitmap_bytes]
+                finally:
+                    shared.close()
+
+        # Through the digest log like every dirty sync: the final bits must reach the
+        # §10.7 digest-dirty set (and any bits a digest read took must reach the copy).
+        bitmap = self._digests.sync(name, fetch)
+        return bitmap, blob[0]
 
     def get_vcpu_state(self, name: str) -> bytes:
         """The vCPU blob; it matches memory only while the guest stays paused."""

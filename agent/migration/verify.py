@@ -1,0 +1,185 @@
+"""Verifying memory before resume (migration.md §10.7) on the data plane.
+
+The source reads its memory digest from the hypervisor after the last dirty sync, while
+the domain is suspended, and sends it in the ``EOS`` record with the digest of the vCPU
+state blob it sent. The target keeps its own digest current as it applies ``PAGES`` and
+``ZERO`` records (:class:`TargetDigest`) and compares both before it answers ``READY``.
+With ``migration_verify`` off the digests are still computed and reported, not compared.
+
+Relation to the frame checksum: each frame's Poly1305-32 checksum covers one frame's
+bytes in transit (socket buffer to socket buffer). The digests cover the whole memory end
+to end: a page the source never sent, a record applied at the wrong place, or a write into
+the target's memory after a page was applied (F19) all pass every frame checksum and fail
+here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from agent.hypervisor import digest
+from agent.migration import messages
+
+MEMORY_KEY = "memory-digest"  # keys of the EOS payload (JSON, hex digests)
+VCPU_KEY = "vcpu-digest"
+
+
+class VerificationFailed(Exception):
+    """The target's memory or state digest differs from the source's."""
+
+
+def source_memory_digest(hypervisor, name: str, ram: memoryview, page_size: int) -> bytes:
+    """The source domain's memory digest now: the hypervisor's, else a full scan.
+
+    The full scan is the fallback for hypervisors without ``memory_digest`` (test
+    doubles): exact, but its cost grows with memory, so it is no way to meet a budget.
+    """
+    read = getattr(hypervisor, "memory_digest", None)
+    if read is not None:
+        return read(name)
+    return digest.memory_digest(ram, page_size)
+
+
+def keep_current(hypervisor, name: str) -> None:
+    """Let the hypervisor re-hash what the guest wrote during a round (a running guest).
+
+    The read at suspend then only re-hashes the pages written since the last round ended.
+    """
+    read = getattr(hypervisor, "memory_digest", None)
+    if read is not None:
+        read(name)
+
+
+def start_first_read(hypervisor, name: str) -> threading.Thread | None:
+    """Start the hypervisor's first digest read (a full scan) beside round 0.
+
+    BLAKE2b releases the GIL on page-sized inputs, so the scan runs on another CPU while
+    round 0 sends; a dirty sync that comes while it runs waits for it (the hypervisor's
+    digest lock). A failure here is not an error: the next read scans again.
+    """
+    read = getattr(hypervisor, "memory_digest", None)
+    if read is None:
+        return None
+
+    def scan() -> None:
+        try:
+            read(name)
+        except Exception:
+            pass  # the guest went away: the copy itself reports that
+
+    thread = threading.Thread(target=scan, name=f"digest-{name}", daemon=True)
+    thread.start()
+    return thread
+
+
+def end_fields(memory: bytes, vcpu_blob: bytes) -> dict[str, str]:
+    """The digests the ``EOS`` payload carries."""
+    return {MEMORY_KEY: memory.hex(), VCPU_KEY: digest.state_digest(vcpu_blob).hex()}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of the target's comparison, for the log and the statistics."""
+
+    source: str
+    target: str
+    vcpu_source: str
+    vcpu_target: str
+    compared: bool
+    ms: float
+
+    @property
+    def matches(self) -> bool:
+        return self.source == self.target and self.vcpu_source == self.vcpu_target
+
+
+class TargetDigest:
+    """The receiving domain's memory digest, kept current record by record.
+
+    The receiving memory is all zero at the start (phase 2), which is the digest's start.
+    A write into that memory by anything but the data plane must be reported through
+    :meth:`written` (the hypervisor's job for its own writes); the page is re-hashed from
+    memory at the check. A change nobody reports is not seen without a full re-read.
+    Not thread-safe: with several streams, use :class:`StreamDigests`.
+    """
+
+    def __init__(self, page_count: int, page_size: int) -> None:
+        self.memory = digest.MemoryDigest(page_count, page_size)
+        self.page_size = page_size
+        self._written: set[int] = set()
+
+    def applied(self, first: int, pages, stride: int = 1) -> None:
+        """Pages ``first``, ``first + stride``, ... now hold ``pages`` (one after another)."""
+        self.memory.set_pages(first, pages, stride)
+
+    def cleared(self, first: int, count: int, stride: int = 1) -> None:
+        self.memory.clear_pages(first, count, stride)
+
+    def written(self, offset: int) -> None:
+        """Something other than the data plane wrote the byte at ``offset``."""
+        self._written.add(offset // self.page_size)
+
+    def value(self, ram: memoryview) -> bytes:
+        """The digest now, after re-hashing the pages reported as written."""
+        ps = self.page_size
+        for index in sorted(self._written):
+            self.memory.set_pages(index, ram[index * ps : (index + 1) * ps])
+        self._written.clear()
+        return self.memory.value()
+
+    def check(self, ram: memoryview, totals: dict, vcpu_blob: bytes, compare: bool,
+              clock=time.monotonic) -> Verdict:
+        """Compare with the source's digests in ``totals``; raise on a mismatch if ``compare``."""
+        return _check(lambda: self.value(ram), totals, vcpu_blob, compare, clock)
+
+
+class StreamDigests:
+    """The target digest of a transfer over N streams: one :class:`TargetDigest` per stream.
+
+    Page i always travels on stream i mod N, so each page's term lives in exactly one of
+    them and the memory digest is their XOR (exact). Each receiving thread updates only its
+    own stream's digest, so the hot path takes no lock; the check runs once every stream
+    has ended.
+    """
+
+    def __init__(self, streams: int, page_count: int, page_size: int) -> None:
+        self.streams = [TargetDigest(page_count, page_size) for _ in range(streams)]
+        self.page_size = page_size
+
+    def __getitem__(self, stream: int) -> TargetDigest:
+        return self.streams[stream]
+
+    def written(self, offset: int) -> None:
+        """Something other than the data plane wrote the byte at ``offset``."""
+        page = offset // self.page_size
+        self.streams[page % len(self.streams)].written(offset)
+
+    def value(self, ram: memoryview) -> bytes:
+        combined = 0
+        for stream in self.streams:
+            combined ^= int.from_bytes(stream.value(ram), "big")
+        return combined.to_bytes(digest.DIGEST_SIZE, "big")
+
+    def check(self, ram: memoryview, totals: dict, vcpu_blob: bytes, compare: bool,
+              clock=time.monotonic) -> Verdict:
+        """Compare with the source's digests in ``totals``; raise on a mismatch if ``compare``."""
+        return _check(lambda: self.value(ram), totals, vcpu_blob, compare, clock)
+
+
+def _check(target_value, totals: dict, vcpu_blob: bytes, compare: bool, clock) -> Verdict:
+    started = clock()
+    verdict = Verdict(
+        source=str(totals.get(MEMORY_KEY, "")),
+        target=target_value().hex(),
+        vcpu_source=str(totals.get(VCPU_KEY, "")),
+        vcpu_target=digest.state_digest(vcpu_blob).hex(),
+        compared=compare,
+        ms=(clock() - started) * 1000.0,
+    )
+    if compare and not verdict.matches:
+        raise VerificationFailed(messages.digest_mismatch(verdict.source, verdict.target,
+                                                          verdict.vcpu_source,
+                                                          verdict.vcpu_target))
+    return verdict
