@@ -31,6 +31,8 @@ from agent.xmlapi import messages as xml_messages
 log = Logger()
 
 SWITCHOVER_TIMEOUT_S = 10.0
+# How long a lost data channel waits to learn whether the control channel went too (F12/F13).
+DATA_LOSS_GRACE_S = 1.0
 REPLY_TIMEOUT_S = 30.0
 PREPARE_TIMEOUT_S = 120.0
 
@@ -265,10 +267,25 @@ class SourceRun:
             self.machine.transferred()
         else:
             log.info("data plane of {mid} failed: {error}", mid=self.record.id, error=result.error)
-            self.machine.failed([messages.transfer_failure(result.error or "", self.domain,
-                                                           self.host, self._guest_running(),
-                                                           self.data.get("tdomain", ""),
-                                                           self.target_name)])
+            line = messages.transfer_failure(result.error or "", self.domain, self.host,
+                                             self._guest_running(),
+                                             self.data.get("tdomain", ""), self.target_name)
+            if line == messages.data_lost(self.host):
+                self._after_data_loss(line)
+            else:
+                self.machine.failed([line])
+
+    def _after_data_loss(self, line: str) -> None:
+        """A target agent that dies drops the data and the control connection together, and
+        either loss may be noticed first. Only a data channel lost alone is the data-lost
+        line (F12); when the control channel goes too, the lost-connection line of the peer
+        loss decides (F13). So the data loss waits a moment for the control channel's fate."""
+
+        def report() -> None:
+            if source.state_name(self.machine) == "transferring":
+                self.machine.failed([line])
+
+        self.svc.reactor.callLater(DATA_LOSS_GRACE_S, report)
 
     def _guest_running(self) -> bool:
         try:
@@ -279,7 +296,7 @@ class SourceRun:
     def _transfer_crashed(self, failure) -> None:
         log.info("data channel of {mid} could not be used: {why}", mid=self.record.id,
                  why=failure.getErrorMessage())
-        self.machine.failed([messages.data_lost(self.host)])
+        self._after_data_loss(messages.data_lost(self.host))
 
     def stop_transfer(self) -> None:
         self.stop.abort()
