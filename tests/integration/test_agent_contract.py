@@ -23,6 +23,37 @@ def test_ready_line_names_the_actual_endpoints(live_agent):
     assert sum(1 for line in live_agent.log_lines if line.startswith("ldmx-agent ready")) == 1
 
 
+def _own_non_loopback_ipv4() -> str | None:
+    """An IPv4 address of this machine that is not loopback (from ``ip -4 -o addr``)."""
+    try:
+        out = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True,
+                             timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[2] == "inet" and not fields[3].startswith("127."):
+            return fields[3].split("/")[0]
+    return None
+
+
+def test_remote_access_off_refuses_other_addresses_and_keeps_loopback(live_agent):
+    """C3: by default the agent listens on loopback only (remote access off): a connection to
+    this machine's own non-loopback address is not accepted, loopback still works."""
+    import socket
+
+    address = _own_non_loopback_ipv4()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to try")
+    port = live_agent.listen[1]
+    with pytest.raises(OSError):
+        socket.create_connection((address, port), timeout=5).close()
+    with LdmConnection.tcp(*live_agent.listen) as conn:
+        conn.negotiate(ADMIN, ADMIN_PW)
+        assert b"<status>success</status>" in conn.request(
+            b"<LDM_interface version='1.0'><cmd><action>list-domain</action></cmd></LDM_interface>")
+
+
 def test_first_start_creates_state_certificate_and_private_key(live_agent):
     """§1.6: a generated key file has mode 0600; the database exists."""
     files = {p.name: p for p in live_agent.state_dir.iterdir()}

@@ -119,7 +119,8 @@ def test_compiled_schemas_are_loaded_once():
 
 
 def test_status_other_than_success_or_failure_is_rejected():
-    """C179"""
+    """C107, C179: a status is success or failure; anything else fails validation (every
+    response the encoder builds is validated against this schema in test_encode)."""
     ok = errors("<cmd><action>a</action><response><status>failure</status></response></cmd>")
     bad = errors("<cmd><action>a</action><response><status>Success</status></response></cmd>")
     assert ok == []
