@@ -46,6 +46,8 @@ class MemoryDigest:
         self._value = 0
         self._zero_page = bytes(page_size)
         self._zero_terms = bytes(DIGEST_SIZE * 64)
+        self._chunk_pages = 64
+        self._zero_chunk = bytes(page_size * self._chunk_pages)
         self.hashed = 0  # pages hashed so far (for cost figures)
 
     def value(self) -> bytes:
@@ -61,6 +63,23 @@ class MemoryDigest:
         last = first + (count - 1) * stride
         if rest or first < 0 or stride < 1 or (count and last >= self.page_count):
             raise ValueError(f"pages {first}+{view.nbytes / ps:g} do not fit {self.page_count}")
+        if stride == 1 and count > 1:
+            # Whole chunks of zero pages are common (a fresh guest, round-0 holes): one
+            # memcmp per chunk, and their terms are cleared without a per-page loop.
+            chunk = self._chunk_pages
+            zero_chunk = self._zero_chunk
+            for k in range(0, count, chunk):
+                n = min(chunk, count - k)
+                part = view[k * ps : (k + n) * ps]
+                if zero_chunk.startswith(part):
+                    self.clear_pages(first + k, n)
+                else:
+                    self._hash_pages(first + k, part, n, 1)
+            return
+        self._hash_pages(first, view, count, stride)
+
+    def _hash_pages(self, first: int, view: memoryview, count: int, stride: int) -> None:
+        ps = self.page_size
         zero = self._zero_page
         terms = self._terms
         value = self._value

@@ -595,6 +595,9 @@ class TargetEngine:
         self.compare_digests = compare_digests  # migration_verify (§10.7)
         # One digest per stream, each updated only by its stream's thread (no lock).
         self.digests = verify.StreamDigests(self.streams, self.page_count, self.page_size)
+        self._hashers = [verify.DigestWorker(self.digests[s], self.ram, self.page_size,
+                                             name=f"ldmx-digest-{s}")
+                         for s in range(self.streams)]
         self._verdict: verify.Verdict | None = None
 
     def statistics(self) -> MigrationStatistics:
@@ -604,6 +607,8 @@ class TargetEngine:
         try:
             return self._run()
         finally:
+            for hasher in self._hashers:
+                hasher.close()
             # The barrier's action refers back to this engine: without this, the cycle
             # would keep the guest's RAM mapped until the garbage collector ran.
             self._barrier = None
@@ -747,16 +752,10 @@ class TargetEngine:
             offset += step
 
     def _hash_applied(self, stream: int, first: int, count: int) -> None:
-        """Update this stream's §10.7 digest from the pages as they now stand in guest
-        memory (read back, so a page applied at the wrong place fails the comparison)."""
-        ps = self.page_size
-        n = self.streams
-        digest = self.digests[stream]
-        if n == 1:
-            digest.applied(first, self.ram[first * ps : (first + count) * ps])
-            return
-        for page in range(first, first + count * n, n):
-            digest.applied(page, self.ram[page * ps : page * ps + ps])
+        """Have this stream's §10.7 digest updated from the pages as they stand in guest
+        memory (read back, so a page applied at the wrong place fails the comparison);
+        the stream's digest worker does it beside the next reads."""
+        self._hashers[stream].applied(first, count, self.streams)
 
     def _zero(self, stream: int, chan: DataChannel, header: frames.Header, raw: bytes,
               round_number: int) -> None:
@@ -774,7 +773,7 @@ class TargetEngine:
                 zero = self._zeros[:ps]
                 for page in range(first, first + count * n, n):
                     self.ram[page * ps : page * ps + ps] = zero
-        self.digests[stream].cleared(first, count, n)
+        self._hashers[stream].cleared(first, count, n)
         self._seen[first : first + count * n : n] = self._ones[:count]
         self.stats.pages(True, count, 0)
 
@@ -848,6 +847,8 @@ class TargetEngine:
         self._loader.start()
 
     def _end(self) -> None:
+        for hasher in self._hashers:  # every stream is at its EOS: no job comes after these
+            hasher.finish()
         faults.data_point("target-before-ready", ram=self.ram, on_write=self.digests.written)
         missing = self._seen.count(0)
         if missing:

@@ -15,6 +15,7 @@ here.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -166,6 +167,89 @@ class StreamDigests:
               clock=time.monotonic) -> Verdict:
         """Compare with the source's digests in ``totals``; raise on a mismatch if ``compare``."""
         return _check(lambda: self.value(ram), totals, vcpu_blob, compare, clock)
+
+
+class _Closed(Exception):
+    """The worker was closed: the jobs still queued are skipped."""
+
+
+class DigestWorker:
+    """Keeps one stream's :class:`TargetDigest` current on a thread of its own.
+
+    The receiving thread applies a record to guest memory, then hands the page span here;
+    the worker hashes the pages as they then stand in memory. BLAKE2b releases the GIL
+    on page-sized inputs, so the hashing (the largest CPU cost of a receive) runs on
+    the other CPU while the next record is read and decrypted, instead of after it.
+
+    Jobs run in the order given. Page i always arrives on the same stream, so the last
+    job touching a page runs after the data plane's last write to it and reads the final
+    content; an earlier job may already read a later record's content, which the later
+    job hashes again. :meth:`finish` waits for every job before the comparison.
+
+    At most ``MAX_BEHIND`` jobs wait: a receiver that runs ahead blocks, so the hashing
+    left when the last record arrives (part of the downtime, §10.7) stays a few frames.
+    """
+
+    MAX_BEHIND = 4  # jobs (a PAGES frame is at most 64 pages, 512 KiB)
+
+    def __init__(self, digest: TargetDigest, ram: memoryview, page_size: int,
+                 name: str = "ldmx-digest") -> None:
+        self.digest = digest
+        self._ram = ram
+        self._page_size = page_size
+        self._jobs: queue.Queue = queue.Queue(self.MAX_BEHIND)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def applied(self, first: int, count: int, stride: int = 1) -> None:
+        """Pages ``first``, ``first + stride``, ... (``count``) were written: hash them."""
+        self._jobs.put((True, first, count, stride))
+
+    def cleared(self, first: int, count: int, stride: int = 1) -> None:
+        """Pages ``first``, ``first + stride``, ... (``count``) are now all zero."""
+        self._jobs.put((False, first, count, stride))
+
+    def finish(self) -> None:
+        """Wait until every job given so far is done; raise the worker's failure if any."""
+        done = threading.Event()
+        self._jobs.put(done)
+        done.wait()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        """End the worker (pending jobs are skipped); safe to call more than once."""
+        if not self._thread.is_alive():
+            return
+        self._error = self._error or _Closed()
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        ps = self._page_size
+        ram = self._ram
+        digest = self.digest
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if isinstance(job, threading.Event):
+                job.set()
+                continue
+            if self._error is not None:
+                continue  # the failure is reported at finish(); skip the rest
+            is_write, first, count, stride = job
+            try:
+                if not is_write:
+                    digest.cleared(first, count, stride)
+                elif stride == 1:
+                    digest.applied(first, ram[first * ps : (first + count) * ps])
+                else:
+                    for page in range(first, first + count * stride, stride):
+                        digest.applied(page, ram[page * ps : page * ps + ps])
+            except BaseException as error:  # reported by finish(), never lost
+                self._error = error
 
 
 def _check(target_value, totals: dict, vcpu_blob: bytes, compare: bool, clock) -> Verdict:

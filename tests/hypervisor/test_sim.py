@@ -14,6 +14,7 @@ import pytest
 
 from agent.hypervisor import base
 from agent.hypervisor.base import GuestSpec, HypervisorError
+from agent.hypervisor.digest import memory_digest
 from agent.hypervisor.sim import SimHypervisor, layout, oracle
 from tests.hypervisor.conformance import MiB, bits, wait_for
 
@@ -306,3 +307,21 @@ def test_map_ram_reuses_one_mapping_until_the_guest_is_destroyed(hv, state_dir):
     assert fresh.obj is not first.obj and len(fresh) == 8 * MiB and fresh[100] == 0
     hv.destroy("m1")
     assert first.obj.closed is False  # views still alive keep it mapped, without error
+
+
+def test_a_running_guest_has_its_digest_kept_current_from_its_start(hv):
+    """§10.7: the simulator keeps a running guest's memory digest current, so a migration
+    finds it ready; a guest started paused (a migration target) is followed once resumed."""
+    hv.create(GuestSpec("kept", 16 * MiB, workload="web"))
+    hv.create(GuestSpec("target", 16 * MiB))
+    hv.start("kept")
+    hv.start("target", paused=True)
+    assert wait_for(lambda: hv._digests.following("kept"), 5)
+    time.sleep(0.2)
+    assert not hv._digests.following("target")
+    hv.resume("target")
+    assert wait_for(lambda: hv._digests.following("target"), 5)
+    hv.pause("kept")
+    ram = hv.map_ram("kept")
+    assert hv.memory_digest("kept") == memory_digest(ram, PAGE)
+    ram.release()

@@ -8,7 +8,7 @@ import pytest
 
 from agent.hypervisor.digest import (ZERO_DIGEST, MemoryDigest, memory_digest, page_term,
                                      state_digest)
-from agent.hypervisor.sim.digestlog import DigestLog
+from agent.hypervisor.sim.digestlog import DigestKeeper, DigestLog
 from agent.migration import messages, verify
 
 PAGE = 8192
@@ -184,3 +184,89 @@ def test_a_digest_mismatch_shows_the_verification_line():
     error = "target reported: " + messages.digest_mismatch("aa", "bb", "cc", "cc")
     line = messages.transfer_failure(error, "ldg1", "127.0.0.1", True, "ldg-web", "system2")
     assert line == "Memory verification of domain ldg-web failed on target machine system2"
+
+
+def test_zero_chunks_and_mixed_chunks_give_the_scan_digest():
+    """The zero-chunk fast path of ``set_pages`` clears terms and hashes the rest alike."""
+    ram = bytearray(200 * PAGE)
+    for index in (0, 63, 64, 130, 199):
+        ram[index * PAGE:(index + 1) * PAGE] = os.urandom(PAGE)
+    digest = MemoryDigest(200, PAGE)
+    digest.set_pages(0, ram)
+    assert digest.value() == memory_digest(ram, PAGE) and digest.hashed == 5
+    ram[64 * PAGE:65 * PAGE] = bytes(PAGE)  # a chunk that held data is all zero now
+    ram[130 * PAGE:131 * PAGE] = bytes(PAGE)
+    digest.set_pages(64, ram[64 * PAGE:192 * PAGE])
+    assert digest.value() == memory_digest(ram, PAGE)
+
+
+def test_a_long_first_scan_of_one_guest_does_not_hold_up_dirty_syncs():
+    """The keeper's first full scan must not stall a migration's round-end sync (§10.2)."""
+    memory = LoggedMemory(16)
+    other = LoggedMemory(16)
+    log = DigestLog()
+    log.read("g", memory.fetch, lambda: memoryview(memory.ram), PAGE)
+    log.read("h", other.fetch, lambda: memoryview(other.ram), PAGE)
+    memory.write(2, os.urandom(PAGE))
+    with log._guests["g"].hashing:  # as if a read of "g" were hashing right now
+        assert int.from_bytes(log.sync("g", memory.fetch), "little") == 1 << 2
+        assert log.sync("h", other.fetch) == bytes(2)
+
+
+def test_the_digest_worker_hashes_in_order_and_ends_with_the_memory_as_it_stands():
+    """§10.7 target side off the receiving thread: a page rewritten by a later record
+    (before the worker reached the earlier one) still ends with its final term."""
+    pages = 32
+    ram = bytearray(pages * PAGE)
+    target = verify.TargetDigest(pages, PAGE)
+    worker = verify.DigestWorker(target, memoryview(ram), PAGE)
+    try:
+        for round_number in range(3):
+            for first in range(0, pages, 4):
+                ram[first * PAGE:(first + 4) * PAGE] = os.urandom(4 * PAGE)
+                worker.applied(first, 4)
+        ram[8 * PAGE:12 * PAGE] = bytes(4 * PAGE)
+        worker.cleared(8, 4)
+        worker.finish()
+        assert target.value(memoryview(ram)) == memory_digest(ram, PAGE)
+    finally:
+        worker.close()
+    worker.close()  # twice is harmless
+
+
+def test_a_digest_worker_failure_is_raised_at_finish_not_lost():
+    target = verify.TargetDigest(4, PAGE)
+    worker = verify.DigestWorker(target, memoryview(bytearray(4 * PAGE)), PAGE)
+    try:
+        worker.cleared(3, 2)  # pages 3 and 4: the memory has 4
+        with pytest.raises(ValueError):
+            worker.finish()
+    finally:
+        worker.close()
+
+
+def test_the_digest_keeper_reads_each_followed_guest_until_it_is_gone():
+    """The hypervisor keeps a running guest's digest current from its start (§10.7)."""
+    import threading
+
+    reads: list[str] = []
+    gone = {"b"}
+    seen = threading.Event()
+
+    def read(name: str) -> bytes:
+        reads.append(name)
+        if name == "a" and reads.count("a") >= 2:
+            seen.set()
+        if name in gone:
+            raise OSError("guest b is not running")
+        return ZERO_DIGEST
+
+    keeper = DigestKeeper(read, interval=0.01)
+    keeper.follow("a")
+    keeper.follow("b")
+    assert seen.wait(5)
+    assert reads.count("b") == 1  # a failed read ends the following
+    keeper.unfollow("a")
+    count = len(reads)
+    threading.Event().wait(0.1)
+    assert len(reads) <= count + 1  # at most the read that was under way

@@ -30,7 +30,7 @@ import agent
 from agent.hypervisor import base
 from agent.hypervisor.base import GuestSpec, GuestStatus, HypervisorError
 from agent.hypervisor.sim import control, layout, oracle, workload
-from agent.hypervisor.sim.digestlog import DigestLog
+from agent.hypervisor.sim.digestlog import DigestKeeper, DigestLog
 from agent.hypervisor.sim.layout import Geometry
 from agent.hypervisor.sim.vcpu import VcpuState
 
@@ -57,6 +57,8 @@ class SimHypervisor:
         self._reported_dead: set[str] = set()
         self._sync_lock = threading.Lock()
         self._digests = DigestLog()
+        # Keeps each running guest's §10.7 digest current from its start (digestlog).
+        self._keeper = DigestKeeper(self.memory_digest)
         # One mapping of each guest's RAM per access mode, kept until the guest is
         # destroyed: unmapping a gigabyte takes this machine 0.3-0.8 s, which must not
         # land in a migration's switch-over, and a reused mapping needs no new page faults.
@@ -134,10 +136,13 @@ class SimHypervisor:
             detail = answer.strip().splitlines()[-1] if answer.strip() else "no answer"
             raise HypervisorError(f"guest {name} failed to start: {detail}")
         self._reported_dead.discard(name)
+        if not paused:  # a paused start is a migration target: its memory is not final yet
+            self._keeper.follow(name)
 
     def stop(self, name: str, force: bool = False) -> None:
         """End the guest's process, keeping its memory; ``force`` kills it outright."""
         gdir = self._existing(name)
+        self._keeper.unfollow(name)
         pid = self._live_pid(name)
         if pid is None:
             if self._state(name) == base.DEAD:
@@ -160,6 +165,7 @@ class SimHypervisor:
         pid = self._live_pid(name)
         if pid is not None:
             _kill_and_reap(pid)
+        self._keeper.unfollow(name)
         shutil.rmtree(gdir)
         self._reported_dead.discard(name)
         self._digests.forget(name)
@@ -183,6 +189,7 @@ class SimHypervisor:
 
     def resume(self, name: str) -> None:
         self._call(name, {"op": "resume"})
+        self._keeper.follow(name)  # from a paused start (a migration target) on
 
     def throttle(self, name: str, percent: int) -> None:
         """Let the vCPUs run only (100 - percent)% of each 10 ms (0 <= percent <= 99)."""
