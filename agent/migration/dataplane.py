@@ -225,6 +225,10 @@ class SourceEngine:
         while True:
             started = self.clock()
             payload, raw, handled = self._send_runs(runs)
+            # Re-hash what the guest wrote during the round (§10.7) inside the round, so
+            # that B (§10.5) is the rate of copying and verifying together: the switch-over
+            # does both for the final set, and the prediction must cover both.
+            verify.keep_current(self.hv, self.name)
             self._pending = self.hv.get_and_clear_dirty(self.name)
             dirty_runs = pagescan.dirty_runs(self._pending, self.page_count)
             dirty = pagescan.run_pages(dirty_runs)
@@ -258,8 +262,6 @@ class SourceEngine:
                 self.hv.throttle(self.name, decision.throttle)
                 self._throttle = decision.throttle
                 self.stats.update(throttle=decision.throttle)
-            # Outside the round's duration, so B (§10.5) measures the link, not the hashes.
-            verify.keep_current(self.hv, self.name)
             round_number += 1
 
     def _to_send(self, dirty: list[tuple[int, int]]) -> list[tuple[bool, int, int]]:
@@ -444,9 +446,8 @@ class SourceEngine:
         return self.hv.get_and_clear_dirty(self.name), None
 
     def _stop_and_copy(self, switchover: str) -> None:
-        # While the guest still runs: the read at the suspend then re-hashes only what is
-        # written between this read and the pause, not a whole round's writes.
-        verify.keep_current(self.hv, self.name)
+        # The last round re-hashed its writes just before its sync: the read at the
+        # suspend re-hashes only what was written since (§10.7).
         self._last_mark = self.clock()
         final, blob = self._suspend()
         # The final set is what the last round's sync found plus what was written since.
@@ -455,15 +456,16 @@ class SourceEngine:
         runs = self._to_send(pagescan.dirty_runs(bitmap, self.page_count))
         self._final_pages = pagescan.run_pages([(first, count) for _, first, count in runs])
         self._mark("sync")
+        # After the last dirty sync, suspended (§10.7): the suspend's bitmap went through
+        # the digest log, so this read re-hashes only the final dirty set, beside the
+        # sending of the same pages. The target hashes them as they arrive.
+        digest_read = verify.DigestRead(self.hv, self.name, self.ram, self.page_size)
         if blob is not None:
             # Ahead of the final pages: the target loads it while they arrive.
             self._send_vcpu(blob)
         self._send_runs(runs)
         self._mark("pages")
-        # After the last dirty sync, suspended (§10.7): the suspend's bitmap went through
-        # the digest log, so this read re-hashes only the final dirty set. The target
-        # hashes the final pages meanwhile.
-        memory = verify.source_memory_digest(self.hv, self.name, self.ram, self.page_size)
+        memory = digest_read.result()
         self._memory_digest = memory.hex()
         self._mark("digest")
         if blob is None:
@@ -541,6 +543,7 @@ class ReceiveResult:
     vcpu_state: bytes | None
     switchover: str | None = None
     verdict: verify.Verdict | None = None  # the §10.7 digests, once compared
+    end_ms: dict | None = None  # after the last EOS: ms spent per step before READY
 
 
 class _StreamFailed(Exception):
@@ -599,6 +602,8 @@ class TargetEngine:
                                              name=f"ldmx-digest-{s}")
                          for s in range(self.streams)]
         self._verdict: verify.Verdict | None = None
+        self._clock = clock
+        self._end_ms: dict[str, float] = {}
 
     def statistics(self) -> MigrationStatistics:
         return self.stats.snapshot()
@@ -636,7 +641,7 @@ class TargetEngine:
             return ReceiveResult(False, self._error, snapshot, self._frames, self._round, None)
         self.stats.update(status="done", switchover=self._switchover)
         return ReceiveResult(True, None, self.stats.snapshot(), self._frames, self._round,
-                             self._vcpu, self._switchover, self._verdict)
+                             self._vcpu, self._switchover, self._verdict, self._end_ms)
 
     def _failed(self, message: str) -> None:
         with self._lock:
@@ -847,8 +852,10 @@ class TargetEngine:
         self._loader.start()
 
     def _end(self) -> None:
+        mark = self._clock()
         for hasher in self._hashers:  # every stream is at its EOS: no job comes after these
             hasher.finish()
+        mark = self._step("hashes", mark)
         faults.data_point("target-before-ready", ram=self.ram, on_write=self.digests.written)
         missing = self._seen.count(0)
         if missing:
@@ -859,11 +866,18 @@ class TargetEngine:
             self._loader.join()
         if self._load_error is not None:
             raise frames.FrameError(self._load_error)
+        mark = self._step("vcpu", mark)
         # Once, after every stream's EOS (the barrier) and the vCPU load (§10.7).
         self._verdict = self.digests.check(self.ram, self._totals, self._vcpu,
                                            self.compare_digests)
+        self._step("check", mark)
         self.channel.send(frames.READY, self._frames, self.page_count)
         self.channel.flush()
+
+    def _step(self, name: str, since: float) -> float:
+        now = self._clock()
+        self._end_ms[name] = round((now - since) * 1000.0, 2)
+        return now
 
     def _small_payload(self, chan: DataChannel, header: frames.Header, raw: bytes,
                        limit: int = 1 << 20) -> bytes:

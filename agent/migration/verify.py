@@ -43,6 +43,35 @@ def source_memory_digest(hypervisor, name: str, ram: memoryview, page_size: int)
     return digest.memory_digest(ram, page_size)
 
 
+class DigestRead:
+    """:func:`source_memory_digest` on a thread of its own, started at the suspend.
+
+    The read re-hashes the final dirty set while the data plane sends the same pages
+    (BLAKE2b and TLS writes both release the GIL), instead of after them, on the downtime.
+    """
+
+    def __init__(self, hypervisor, name: str, ram: memoryview, page_size: int) -> None:
+        self._value: bytes | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._read,
+                                         args=(hypervisor, name, ram, page_size),
+                                         name=f"digest-read-{name}", daemon=True)
+        self._thread.start()
+
+    def _read(self, hypervisor, name: str, ram: memoryview, page_size: int) -> None:
+        try:
+            self._value = source_memory_digest(hypervisor, name, ram, page_size)
+        except BaseException as error:  # raised by result(), never lost
+            self._error = error
+
+    def result(self) -> bytes:
+        """The digest; the read's own failure if it failed."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 def keep_current(hypervisor, name: str) -> None:
     """Let the hypervisor re-hash what the guest wrote during a round (a running guest).
 
@@ -190,7 +219,8 @@ class DigestWorker:
     left when the last record arrives (part of the downtime, §10.7) stays a few frames.
     """
 
-    MAX_BEHIND = 4  # jobs (a PAGES frame is at most 64 pages, 512 KiB)
+    MAX_BEHIND = 4  # batches waiting
+    BATCH_PAGES = 64  # a batch is handed over once it covers this many pages (512 KiB)
 
     def __init__(self, digest: TargetDigest, ram: memoryview, page_size: int,
                  name: str = "ldmx-digest") -> None:
@@ -199,19 +229,36 @@ class DigestWorker:
         self._page_size = page_size
         self._jobs: queue.Queue = queue.Queue(self.MAX_BEHIND)
         self._error: BaseException | None = None
+        self._batch: list[tuple] = []
+        self._batch_pages = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def applied(self, first: int, count: int, stride: int = 1) -> None:
         """Pages ``first``, ``first + stride``, ... (``count``) were written: hash them."""
-        self._jobs.put((True, first, count, stride))
+        self._add((True, first, count, stride), count)
 
     def cleared(self, first: int, count: int, stride: int = 1) -> None:
         """Pages ``first``, ``first + stride``, ... (``count``) are now all zero."""
-        self._jobs.put((False, first, count, stride))
+        self._add((False, first, count, stride), count)
+
+    def _add(self, job: tuple, pages: int) -> None:
+        # Small records (a scattered dirty set: one page each) travel in batches, so that
+        # a hand-off to the worker thread is not paid per page.
+        self._batch.append(job)
+        self._batch_pages += pages
+        if self._batch_pages >= self.BATCH_PAGES:
+            self._submit()
+
+    def _submit(self) -> None:
+        if self._batch:
+            self._jobs.put(self._batch)
+            self._batch = []
+            self._batch_pages = 0
 
     def finish(self) -> None:
         """Wait until every job given so far is done; raise the worker's failure if any."""
+        self._submit()
         done = threading.Event()
         self._jobs.put(done)
         done.wait()
@@ -239,15 +286,15 @@ class DigestWorker:
                 continue
             if self._error is not None:
                 continue  # the failure is reported at finish(); skip the rest
-            is_write, first, count, stride = job
             try:
-                if not is_write:
-                    digest.cleared(first, count, stride)
-                elif stride == 1:
-                    digest.applied(first, ram[first * ps : (first + count) * ps])
-                else:
-                    for page in range(first, first + count * stride, stride):
-                        digest.applied(page, ram[page * ps : page * ps + ps])
+                for is_write, first, count, stride in job:
+                    if not is_write:
+                        digest.cleared(first, count, stride)
+                    elif stride == 1:
+                        digest.applied(first, ram[first * ps : (first + count) * ps])
+                    else:
+                        for page in range(first, first + count * stride, stride):
+                            digest.applied(page, ram[page * ps : page * ps + ps])
             except BaseException as error:  # reported by finish(), never lost
                 self._error = error
 

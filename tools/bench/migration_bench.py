@@ -155,7 +155,8 @@ def receive_guest(hv: SimHypervisor, listener: channel.DataListener, job: dict) 
         for chan in chans:
             chan.close()
         answer = {"ok": result.ok, "error": result.error, "rounds": result.rounds,
-                  "target_wall_s": wall, "target_cpu_s": cpu, "target_prepare_s": prepared}
+                  "target_wall_s": wall, "target_cpu_s": cpu, "target_prepare_s": prepared,
+                  "target_end_ms": result.end_ms}
         if result.ok:
             resume_ns = time.monotonic_ns()
             hv.resume(name)
@@ -371,6 +372,7 @@ def migrate_once(hv, target: Target, name: str, spec: tuple, options: TransferOp
         "downtime_ms": answer.get("downtime_ms"),
         "engine_pause_ms": engine_pause_ms,
         "switch_ms": {k: round(v, 1) for k, v in result.switch_ms.items()},
+        "target_end_ms": answer.get("target_end_ms"),
         "timeline_ms": timeline(result, last_beat_ns, answer),
         "final_pages": result.final_pages,
         "bytes_sent": stats.transferred,
