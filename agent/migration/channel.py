@@ -28,6 +28,8 @@ _SOCKET_BUFFER = 4 * 1024 * 1024
 # otherwise costs one write, one TCP segment and one wake-up of the target per page.
 _SMALL_PAYLOAD = 16 * 1024
 _BATCH = 256 * 1024
+_RECV_BUFFER = 256 * 1024  # what one read from the socket may bring in
+_DIRECT_READ = 64 * 1024  # a read this large goes straight into the caller's buffer
 
 
 class ChannelError(Exception):
@@ -109,6 +111,12 @@ class DataChannel:
         self._out = bytearray(_BATCH + _SMALL_PAYLOAD + frames.HEADER_SIZE)
         self._out_view = memoryview(self._out)
         self._out_len = 0
+        # Bytes read from the socket and not consumed yet. A small frame (a header, a
+        # page of a scattered dirty set) then costs a copy instead of two or three TLS
+        # reads; a large payload is still read straight into its destination.
+        self._in = memoryview(bytearray(_RECV_BUFFER))
+        self._in_at = 0
+        self._in_end = 0
 
     @property
     def cipher(self) -> str:
@@ -147,30 +155,61 @@ class DataChannel:
             self.sock.sendall(self._out_view[: self._out_len])
             self._out_len = 0
 
-    def read_header(self, first_byte_read: bool = False) -> tuple[frames.Header, bytes]:
+    def read_header(self) -> tuple[frames.Header, bytes]:
         """Read and parse the next header; return it with its raw bytes (for the checksum)."""
         self.flush()  # the peer may be waiting for what we queued before it answers
-        self.read_into(self._header_view[1:] if first_byte_read else self._header_view)
-        raw = bytes(self._header)
+        at = self._in_at
+        if self._in_end - at >= frames.HEADER_SIZE:
+            raw = bytes(self._in[at : at + frames.HEADER_SIZE])
+            self._in_at = at + frames.HEADER_SIZE
+        else:
+            self.read_into(self._header_view)
+            raw = bytes(self._header)
         header = frames.parse_header(raw)
         frames.check_sequence(header, self._recv_seq)
         self._recv_seq = (self._recv_seq + 1) & 0xFFFFFFFF
         return header, raw
 
     def read_into(self, view: memoryview) -> None:
-        """Fill ``view`` exactly from the socket (no intermediate buffer)."""
-        received = 0
+        """Fill ``view`` exactly: from the bytes already read, then from the socket."""
         size = view.nbytes
-        recv_into = self.sock.recv_into
-        while received < size:
-            count = recv_into(view[received:], size - received)
-            if count == 0:
-                raise ChannelError("the data connection was closed by the peer")
-            received += count
+        got = self._take(view, size)
+        while got < size:
+            left = size - got
+            if left >= _DIRECT_READ:
+                count = self.sock.recv_into(view[got:], left)
+                if count == 0:
+                    raise ChannelError("the data connection was closed by the peer")
+                got += count
+            else:
+                self._read_more()
+                got += self._take(view[got:], left)
 
-    def read_frame(self, max_payload: int = 1 << 20, first_byte_read: bool = False) -> frames.Frame:
+    def _take(self, view: memoryview, size: int) -> int:
+        """Move up to ``size`` buffered bytes into ``view``; return how many."""
+        at = self._in_at
+        count = min(size, self._in_end - at)
+        if count:
+            view[:count] = self._in[at : at + count]
+            self._in_at = at + count
+        return count
+
+    def _read_more(self) -> None:
+        """One read from the socket into the buffer (at least one byte, or an error)."""
+        if self._in_at == self._in_end:
+            self._in_at = self._in_end = 0
+        elif self._in.nbytes - self._in_end < _DIRECT_READ:
+            rest = self._in_end - self._in_at  # less than _DIRECT_READ: see read_into
+            self._in[:rest] = self._in[self._in_at : self._in_end]
+            self._in_at, self._in_end = 0, rest
+        count = self.sock.recv_into(self._in[self._in_end :])
+        if count == 0:
+            raise ChannelError("the data connection was closed by the peer")
+        self._in_end += count
+
+    def read_frame(self, max_payload: int = 1 << 20) -> frames.Frame:
         """Read one small frame whole and check it."""
-        header, raw = self.read_header(first_byte_read)
+        header, raw = self.read_header()
         if header.length > max_payload:
             raise frames.FrameError(f"{header.name} frame too large ({header.length} bytes)")
         payload = bytearray(header.length)
@@ -181,19 +220,18 @@ class DataChannel:
     def poll_frame(self) -> frames.Frame | None:
         """Return the next frame if one has started to arrive, else None, without blocking."""
         self.flush()
-        if not self.sock.pending() and not select.select([self.sock], [], [], 0)[0]:
-            return None
-        # Readable may mean TLS housekeeping only, so try one byte without blocking.
-        self.sock.setblocking(False)
-        try:
-            got = self.sock.recv_into(self._header_view[:1], 1)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-            return None
-        finally:
-            self.sock.setblocking(True)
-        if got == 0:
-            raise ChannelError("the data connection was closed by the peer")
-        return self.read_frame(first_byte_read=True)
+        if self._in_at == self._in_end:
+            if not self.sock.pending() and not select.select([self.sock], [], [], 0)[0]:
+                return None
+            # Readable may mean TLS housekeeping only, so read without blocking.
+            self.sock.setblocking(False)
+            try:
+                self._read_more()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                return None
+            finally:
+                self.sock.setblocking(True)
+        return self.read_frame()
 
     def drain(self, seconds: float) -> None:
         """Read and discard until the peer closes or ``seconds`` have passed."""
