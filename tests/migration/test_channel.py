@@ -198,3 +198,38 @@ def test_data_tokens_are_per_stream_single_use_and_expire():
     late = tokens.issue("m2", 0)
     now[0] += TOKEN_LIFETIME_S + 1
     assert not tokens.authorize(late, 0)
+
+
+def test_buffered_reads_keep_frame_boundaries_and_poll_sees_a_buffered_frame(listener, certs):
+    """Small frames arrive several per TLS read; the channel keeps them apart, a large
+    payload between them still arrives whole, and a frame already read from the socket is
+    found by ``poll_frame`` although the socket has nothing more (M108 stream order)."""
+    token = os.urandom(32)
+    box = accept_in_thread(listener, channel.token_checker(token))
+    source = channel.connect("127.0.0.1", listener.port, certs[2], token, page_count=10)
+    target, _ = box.get(timeout=10)
+    try:
+        big = os.urandom(512 * 1024)
+        small = [os.urandom(size) for size in (0, 1, 40, 8192, 16 * 1024)]
+        for i, payload in enumerate(small):
+            source.send(frames.ACK, i, 0, payload)
+        source.send(frames.PAGES, 0, 64, big)
+        source.send(frames.ACK, 98)
+        source.send(frames.ACK, 99)
+        source.flush()
+        for i, payload in enumerate(small):
+            frame = target.read_frame(max_payload=1 << 20)
+            assert (frame.header.arg0, frame.payload) == (i, payload)
+        header, raw = target.read_header()
+        landed = memoryview(bytearray(len(big)))
+        target.read_into(landed)
+        frames.check_payload(raw, header, landed, target.checksum)
+        assert bytes(landed) == big
+        assert target.read_frame().header.arg0 == 98
+        # ACK 99 came in with the same read: the socket has nothing left to say.
+        assert target._in_end > target._in_at
+        assert target.poll_frame().header.arg0 == 99
+        assert target.poll_frame() is None
+    finally:
+        source.close()
+        target.close()
