@@ -127,6 +127,22 @@ class MemoryDigest:
         self._value = value
 
 
+def merge(digests: list[MemoryDigest]) -> MemoryDigest:
+    """One digest of the pages that ``digests`` hold between them, each page's term in at
+    most one of them (a transfer's per-stream digests: page i travels on stream i mod N)."""
+    first = digests[0]
+    if len(digests) == 1:
+        return first
+    merged = MemoryDigest(first.page_count, first.page_size)
+    terms = 0
+    for digest in digests:
+        terms ^= int.from_bytes(digest._terms, "big")
+        merged._value ^= digest._value
+        merged.hashed += digest.hashed
+    merged._terms[:] = terms.to_bytes(len(first._terms), "big")
+    return merged
+
+
 def memory_digest(ram, page_size: int) -> bytes:
     """The digest of a whole memory, by a full scan (tests, and hypervisors without a log)."""
     view = memoryview(ram).cast("B")

@@ -186,6 +186,12 @@ class StreamDigests:
         page = offset // self.page_size
         self.streams[page % len(self.streams)].written(offset)
 
+    def merged(self, ram: memoryview) -> digest.MemoryDigest:
+        """The whole memory's page terms in one digest (reported writes re-hashed first)."""
+        for stream in self.streams:
+            stream.value(ram)
+        return digest.merge([stream.memory for stream in self.streams])
+
     def value(self, ram: memoryview) -> bytes:
         combined = 0
         for stream in self.streams:

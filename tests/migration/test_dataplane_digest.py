@@ -192,6 +192,14 @@ def test_real_guest_digest_round_trip(tmp_path, tls, workload, streams):
         assert result.memory_digest == memory_digest(source_ram, src.page_size).hex()
         assert received.verdict.compared and received.verdict.matches
         assert bytes(dst.map_ram("g")) == bytes(source_ram)
+        # The target's hypervisor took over the transfer's page terms (no scan at resume)
+        # and keeps them current once the migrated guest runs and writes.
+        assert dst._digests.following("g")
+        assert dst._digests._guests["g"].digest.value().hex() == result.memory_digest
+        dst.resume("g")
+        time.sleep(0.2)
+        dst.pause("g")
+        assert dst.memory_digest("g") == memory_digest(dst.map_ram("g"), dst.page_size)
     finally:
         for hv in (src, dst):
             for name in hv.list():

@@ -104,6 +104,14 @@ class DigestLog:
                 pending = guest.claim(int.from_bytes(fetch(), "little"))
             return guest.rehash(pending)
 
+    def adopt(self, name: str, ram: memoryview, page_size: int, digest: MemoryDigest) -> None:
+        """Follow a guest whose memory ``digest`` describes exactly (a migrated guest: the
+        data plane hashed every page it wrote), so that no first scan is needed."""
+        guest = GuestDigest(ram, page_size)
+        guest.digest = digest
+        with self._lock:
+            self._guests[name] = guest
+
     def following(self, name: str) -> bool:
         """Whether the guest's digest has been read since it started."""
         with self._lock:

@@ -268,6 +268,16 @@ class SimHypervisor:
         return self._digests.read(name, lambda: self._take_dirty(name),
                                   lambda: self.map_ram(name), self.page_size)
 
+    def adopt_memory_digest(self, name: str, digest) -> None:
+        """Take over the §10.7 page terms of a paused guest's memory from the data plane
+        that wrote it (a migration target), instead of scanning it again at its resume.
+
+        Optional capability; the caller vouches that ``digest`` matches memory now, while
+        the guest is still paused. Bits already in its dirty log only cost a re-hash of
+        those pages at the next read.
+        """
+        self._digests.adopt(name, self.map_ram(name), self.page_size, digest)
+
     def _take_dirty(self, name: str) -> bytes:
         gdir = self._existing(name)
         geo = self._geometry(name)
