@@ -116,6 +116,11 @@ def test_migration_across_namespaces_survives_a_link_cut_mid_copy(tmp_path):
             daemon=True)
         thread.start()
         assert wait_for(lambda: "ldg1" in dst.domains(), timeout=30)
+        # Cut only once the copy is under way: a round has ended (progress past phase 3's
+        # 5 %), so the data connection exists. Cut earlier, a loaded machine may not have
+        # opened it yet, and the connect itself fails (network unreachable).
+        assert wait_for(lambda: int(src.domains()["ldg1"].get("progress", "0%")[:-1]) > 5,
+                        timeout=30)
         ip("-n", ns_a, "link", "set", veth_a, "down")
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline:
@@ -128,7 +133,8 @@ def test_migration_across_namespaces_survives_a_link_cut_mid_copy(tmp_path):
         ip("-n", ns_a, "link", "set", veth_a, "up")
         thread.join(90)
         conn.close()
-        assert docs.status(box["answer"]) == "success", docs.lines(box["answer"])
+        why = [line for host in (src, dst) for line in host.agent.log_lines if "data" in line]
+        assert docs.status(box["answer"]) == "success", (docs.lines(box["answer"]), why)
         assert "ldg1" not in src.domains()
         assert dst.domains()["ldg1"]["flags"] == "-n----"
         assert verify_in(dst, "ldg1") == "None"
