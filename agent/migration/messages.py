@@ -467,10 +467,6 @@ NO_OWN_CERTIFICATE = ("Certificate mode (-c) needs this machine's certificate, a
 LOCAL_LOST = "Lost connection to the Logical Domains Manager on this machine"
 
 
-def data_lost(host: str) -> str:
-    return f"Lost the data connection to target machine {host}"
-
-
 def target_user_unauthorized(user: str, host: str) -> str:
     return f"User {user} is not authorized to migrate domains to {host}"
 
