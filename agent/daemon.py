@@ -6,6 +6,7 @@ the ready line, and shuts everything down cleanly on SIGTERM/SIGINT.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from twisted.application.service import Service
@@ -128,6 +129,14 @@ def shutdown(cfg: AgentConfig, ports, factory):
     return defer.gatherResults(stopped + [factory.shutdown()], consumeErrors=True)
 
 
+def _started(ready: str) -> None:
+    # Everything built so far lives as long as the agent: move it out of the collector's
+    # reach, so that the occasional full collection does not rescan it in the middle of a
+    # request (it was about 3 us per request on average, and a long pause in the tail).
+    gc.freeze()
+    print(ready, file=sys.stderr, flush=True)
+
+
 def run(cfg: AgentConfig) -> int:
     """Run the agent until SIGTERM/SIGINT; return the process exit status."""
     from twisted.internet import reactor
@@ -140,7 +149,7 @@ def run(cfg: AgentConfig) -> int:
         return 2
 
     reactor.addSystemEventTrigger("before", "shutdown", lambda: shutdown(cfg, ports, factory))
-    reactor.callWhenRunning(lambda: print(ready, file=sys.stderr, flush=True))
+    reactor.callWhenRunning(_started, ready)
     reactor.run()
     return 0
 
