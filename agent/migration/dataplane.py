@@ -596,11 +596,10 @@ class TargetEngine:
         self._barrier = threading.Barrier(self.streams, action=self._all_streams_marked)
         self._markers: list[int | None] = [None] * self.streams  # round number, None: EOS
         self.compare_digests = compare_digests  # migration_verify (§10.7)
-        # One digest per stream, each updated only by its stream's thread (no lock).
+        # One digest per stream, each updated only by its stream's digest worker (no lock);
+        # the workers' threads exist while ``run`` runs.
         self.digests = verify.StreamDigests(self.streams, self.page_count, self.page_size)
-        self._hashers = [verify.DigestWorker(self.digests[s], self.ram, self.page_size,
-                                             name=f"ldmx-digest-{s}")
-                         for s in range(self.streams)]
+        self._hashers: list[verify.DigestWorker] = []
         self._verdict: verify.Verdict | None = None
         self._clock = clock
         self._end_ms: dict[str, float] = {}
@@ -609,6 +608,9 @@ class TargetEngine:
         return self.stats.snapshot()
 
     def run(self) -> ReceiveResult:
+        self._hashers = [verify.DigestWorker(self.digests[s], self.ram, self.page_size,
+                                             name=f"ldmx-digest-{s}")
+                         for s in range(self.streams)]
         try:
             return self._run()
         finally:
