@@ -92,13 +92,13 @@ def tls(tmp_path_factory):
 
 
 def migrate(tls, source_hv, target_hv, options=None, source_channel_class=None, stop=None,
-            on_round=None, streams=1, clock=None, sleep=None):
-    """Run both engines over loopback TLS with ``streams`` data connections; return
-    (source result, target result)."""
+            on_round=None, streams=1, clock=None, sleep=None, name="g", compare=True):
+    """Run both engines over loopback TLS with ``streams`` data connections, the target
+    comparing the §10.7 digests or not; return (source result, target result)."""
     context, fp = tls
     tokens = [os.urandom(32) for _ in range(streams)]
     listener = channel.DataListener(context)
-    pages = len(source_hv.guests["g"].ram) // PAGE
+    pages = source_hv.map_ram(name).nbytes // source_hv.page_size
     box = {}
 
     def target_side():
@@ -107,7 +107,8 @@ def migrate(tls, source_hv, target_hv, options=None, source_channel_class=None, 
             accepted = [listener.accept(authorize, timeout=10) for _ in range(streams)]
             accepted.sort(key=lambda pair: pair[1].stream)
             chans = [chan for chan, _ in accepted]
-            box["target"] = TargetEngine(target_hv, "g", chans, accepted[0][1]).run()
+            box["target"] = TargetEngine(target_hv, name, chans, accepted[0][1],
+                                         compare_digests=compare).run()
         except Exception as error:  # surfaced by the assertion below
             box["target_error"] = error
 
@@ -119,10 +120,10 @@ def migrate(tls, source_hv, target_hv, options=None, source_channel_class=None, 
         if source_channel_class is not None:
             chans[-1].__class__ = source_channel_class
         extra = {k: v for k, v in (("clock", clock), ("sleep", sleep)) if v is not None}
-        engine = SourceEngine(source_hv, "g", chans, options, stop=stop, on_round=on_round,
+        engine = SourceEngine(source_hv, name, chans, options, stop=stop, on_round=on_round,
                               **extra)
         result = engine.run()
-        thread.join(timeout=30)
+        thread.join(timeout=60)
         assert not thread.is_alive(), "target engine did not finish"
     finally:
         listener.close()

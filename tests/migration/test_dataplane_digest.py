@@ -2,8 +2,6 @@
 a mismatch does (M113, M104; §9.5 F19). Engines over loopback TLS, with the in-memory
 hypervisor of ``test_dataplane`` and with real simulated guest processes."""
 
-import os
-import threading
 import time
 
 import pytest
@@ -11,48 +9,14 @@ import pytest
 from agent.hypervisor.base import GuestSpec
 from agent.hypervisor.digest import memory_digest
 from agent.hypervisor.sim import SimHypervisor
-from agent.migration import channel, faults, messages
-from agent.migration.dataplane import SourceEngine, TargetEngine, TransferOptions
+from agent.migration import faults, messages
+from agent.migration.dataplane import TransferOptions
 from agent.migration.faults import Faults
 from agent.migration.precopy import PrecopyConfig
-from tests.migration.test_dataplane import (PAGE, FakeHypervisor, page_bytes,
+from tests.migration.test_dataplane import (PAGE, FakeHypervisor, migrate, page_bytes,
                                            random_page, tls)  # noqa: F401 (tls is a fixture)
 
 MiB = 1 << 20
-
-
-def migrate(tls, source_hv, target_hv, name="g", options=None, compare=True, streams=1):
-    """Both engines over loopback TLS with ``streams`` data connections, the target
-    comparing or not; (source, target) results."""
-    context, fp = tls
-    tokens = [os.urandom(32) for _ in range(streams)]
-    listener = channel.DataListener(context)
-    pages = source_hv.map_ram(name).nbytes // source_hv.page_size
-    box = {}
-
-    def target_side():
-        try:
-            authorize = channel.token_checker(tokens)
-            accepted = [listener.accept(authorize, timeout=10) for _ in range(streams)]
-            accepted.sort(key=lambda pair: pair[1].stream)
-            chans = [chan for chan, _ in accepted]
-            box["target"] = TargetEngine(target_hv, name, chans, accepted[0][1],
-                                         compare_digests=compare).run()
-        except Exception as error:  # surfaced by the assertion below
-            box["error"] = error
-
-    thread = threading.Thread(target=target_side, daemon=True)
-    thread.start()
-    try:
-        chans = [channel.connect("127.0.0.1", listener.port, fp, tokens[s], pages,
-                                 stream=s, streams=streams) for s in range(streams)]
-        result = SourceEngine(source_hv, name, chans, options).run()
-        thread.join(timeout=60)
-        assert not thread.is_alive(), "target engine did not finish"
-    finally:
-        listener.close()
-    assert "error" not in box, box.get("error")
-    return result, box["target"]
 
 
 class SuspendingHypervisor(FakeHypervisor):
