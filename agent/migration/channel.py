@@ -195,17 +195,12 @@ class DataChannel:
         return count
 
     def _read_more(self) -> None:
-        """One read from the socket into the buffer (at least one byte, or an error)."""
-        if self._in_at == self._in_end:
-            self._in_at = self._in_end = 0
-        elif self._in.nbytes - self._in_end < _DIRECT_READ:
-            rest = self._in_end - self._in_at  # less than _DIRECT_READ: see read_into
-            self._in[:rest] = self._in[self._in_at : self._in_end]
-            self._in_at, self._in_end = 0, rest
-        count = self.sock.recv_into(self._in[self._in_end :])
+        """One read from the socket into the emptied buffer (at least one byte, or an
+        error). Callers come here only once every buffered byte has been taken."""
+        count = self.sock.recv_into(self._in)
         if count == 0:
             raise ChannelError("the data connection was closed by the peer")
-        self._in_end += count
+        self._in_at, self._in_end = 0, count
 
     def read_frame(self, max_payload: int = 1 << 20) -> frames.Frame:
         """Read one small frame whole and check it."""
