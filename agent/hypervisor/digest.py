@@ -39,20 +39,34 @@ class MemoryDigest:
     Starts as the digest of an all-zero memory. Not thread-safe: one writer at a time.
     """
 
-    def __init__(self, page_count: int, page_size: int) -> None:
+    CHUNK_PAGES = 64  # zero detection works on chunks of this many pages
+
+    def __init__(self, page_count: int, page_size: int, terms=None, value: bytes = ZERO_DIGEST) -> None:
+        """``terms``: a writable buffer of ``16 * page_count`` bytes holding the pages'
+        terms (shared with another process), with ``value`` their XOR; a zeroed buffer of
+        our own when omitted."""
         self.page_count = page_count
         self.page_size = page_size
-        self._terms = bytearray(DIGEST_SIZE * page_count)
-        self._value = 0
+        if terms is None:
+            terms = bytearray(DIGEST_SIZE * page_count)
+        elif len(terms) != DIGEST_SIZE * page_count:
+            raise ValueError(f"{len(terms)} bytes of terms for {page_count} pages")
+        self._terms = terms
+        self._value = int.from_bytes(value, "big")
         self._zero_page = bytes(page_size)
-        self._zero_terms = bytes(DIGEST_SIZE * 64)
-        self._chunk_pages = 64
+        self._zero_terms = bytes(DIGEST_SIZE * self.CHUNK_PAGES)
+        self._chunk_pages = self.CHUNK_PAGES
         self._zero_chunk = bytes(page_size * self._chunk_pages)
         self.hashed = 0  # pages hashed so far (for cost figures)
 
     def value(self) -> bytes:
         """The memory digest now."""
         return self._value.to_bytes(DIGEST_SIZE, "big")
+
+    def take_over(self, value: bytes, hashed: int) -> None:
+        """Another writer kept this digest's terms (a shared buffer): take its totals."""
+        self._value = int.from_bytes(value, "big")
+        self.hashed = hashed
 
     def set_pages(self, first: int, data, stride: int = 1) -> None:
         """Pages ``first``, ``first + stride``, ... now hold ``data`` (a whole number of

@@ -290,11 +290,11 @@ def connect(
                            f" not the pinned {expected_fingerprint}")
     sock.settimeout(None)
     channel = DataChannel(sock)
-    key = os.urandom(frames.Poly1305Checksum.KEY_SIZE)
+    key = os.urandom(frames.KeyedChecksum.KEY_SIZE)
     hello = token + key + bytes((stream, streams))
     channel.send(frames.HELLO, frames.PROTOCOL_VERSION, page_count, hello)
     channel.flush()  # the target reads nothing else before it
-    channel.checksum = frames.Poly1305Checksum(key)
+    channel.checksum = frames.KeyedChecksum(key)
     return channel
 
 
@@ -341,7 +341,7 @@ class DataListener:
         except (OSError, ssl.SSLError, ChannelError, frames.FrameError):
             raw.close()
             return None
-        key_size = frames.Poly1305Checksum.KEY_SIZE
+        key_size = frames.KeyedChecksum.KEY_SIZE
         tail = key_size + 2  # the key, then the stream index and count
         body = frame.payload
         token, key = body[:-tail], body[-tail:-2]
@@ -350,7 +350,7 @@ class DataListener:
         if not valid or not authorize(token, stream):
             channel.close()  # no reply: a wrong token learns nothing (§4.5)
             return None
-        channel.checksum = frames.Poly1305Checksum(key)
+        channel.checksum = frames.KeyedChecksum(key)
         problem = None
         if frame.header.arg0 != frames.PROTOCOL_VERSION:
             problem = b"unsupported data protocol version"

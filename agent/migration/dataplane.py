@@ -27,7 +27,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from agent.migration import faults, frames, messages, pagescan, precopy, ratelimit, verify
+from agent.migration import (digestproc, faults, frames, messages, pagescan, precopy, ratelimit,
+                             verify)
 from agent.migration.channel import ChannelError, DataChannel, Login
 from agent.migration.stats import MigrationStatistics, StatsRecorder
 
@@ -457,15 +458,17 @@ class SourceEngine:
         self._final_pages = pagescan.run_pages([(first, count) for _, first, count in runs])
         self._mark("sync")
         # After the last dirty sync, suspended (§10.7): the suspend's bitmap went through
-        # the digest log, so this read re-hashes only the final dirty set, beside the
-        # sending of the same pages. The target hashes them as they arrive.
-        digest_read = verify.DigestRead(self.hv, self.name, self.ram, self.page_size)
+        # the digest log, so the read after the pages re-hashes only the final dirty set.
+        # Not on a thread beside the sending: the two then handed the GIL back and forth
+        # per page, and the final pages took longer than the pages and the read in turn
+        # (web: downtime p95 55 ms against 47 ms in 8 runs). The target hashes the pages
+        # as they arrive, in its digest process.
         if blob is not None:
             # Ahead of the final pages: the target loads it while they arrive.
             self._send_vcpu(blob)
         self._send_runs(runs)
         self._mark("pages")
-        memory = digest_read.result()
+        memory = verify.source_memory_digest(self.hv, self.name, self.ram, self.page_size)
         self._memory_digest = memory.hex()
         self._mark("digest")
         if blob is None:
@@ -608,10 +611,11 @@ class TargetEngine:
         return self.stats.snapshot()
 
     def run(self) -> ReceiveResult:
-        self._hashers = [verify.DigestWorker(self.digests[s], self.ram, self.page_size,
-                                             name=f"ldmx-digest-{s}")
-                         for s in range(self.streams)]
+        ram_file = getattr(self.hv, "ram_file", None)
+        self._hashers = []
         try:
+            for s in range(self.streams):
+                self._hashers.append(self._hasher(s, ram_file))
             return self._run()
         finally:
             for hasher in self._hashers:
@@ -619,6 +623,18 @@ class TargetEngine:
             # The barrier's action refers back to this engine: without this, the cycle
             # would keep the guest's RAM mapped until the garbage collector ran.
             self._barrier = None
+
+    def _hasher(self, stream: int, ram_file):
+        """Stream ``stream``'s page hashing: in a child process reading the RAM file when
+        the hypervisor names one (no GIL hand-off per page), else on a thread."""
+        if ram_file is not None:
+            try:
+                return digestproc.DigestProcess(self.digests[stream], ram_file(self.name),
+                                                self.page_size)
+            except digestproc.DigestProcessFailed:
+                pass  # the thread computes the same digest, only with more CPU per page
+        return verify.DigestWorker(self.digests[stream], self.ram, self.page_size,
+                                   name=f"ldmx-digest-{stream}")
 
     def _run(self) -> ReceiveResult:
         if self.login.page_count != self.page_count:

@@ -6,7 +6,7 @@ state blob it sent. The target keeps its own digest current as it applies ``PAGE
 ``ZERO`` records (:class:`TargetDigest`) and compares both before it answers ``READY``.
 With ``migration_verify`` off the digests are still computed and reported, not compared.
 
-Relation to the frame checksum: each frame's Poly1305-32 checksum covers one frame's
+Relation to the frame checksum: each frame's keyed checksum covers one frame's
 bytes in transit (socket buffer to socket buffer). The digests cover the whole memory end
 to end: a page the source never sent, a record applied at the wrong place, or a write into
 the target's memory after a page was applied (F19) all pass every frame checksum and fail
@@ -41,35 +41,6 @@ def source_memory_digest(hypervisor, name: str, ram: memoryview, page_size: int)
     if read is not None:
         return read(name)
     return digest.memory_digest(ram, page_size)
-
-
-class DigestRead:
-    """:func:`source_memory_digest` on a thread of its own, started at the suspend.
-
-    The read re-hashes the final dirty set while the data plane sends the same pages
-    (BLAKE2b and TLS writes both release the GIL), instead of after them, on the downtime.
-    """
-
-    def __init__(self, hypervisor, name: str, ram: memoryview, page_size: int) -> None:
-        self._value: bytes | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._read,
-                                         args=(hypervisor, name, ram, page_size),
-                                         name=f"digest-read-{name}", daemon=True)
-        self._thread.start()
-
-    def _read(self, hypervisor, name: str, ram: memoryview, page_size: int) -> None:
-        try:
-            self._value = source_memory_digest(hypervisor, name, ram, page_size)
-        except BaseException as error:  # raised by result(), never lost
-            self._error = error
-
-    def result(self) -> bytes:
-        """The digest; the read's own failure if it failed."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def keep_current(hypervisor, name: str) -> None:

@@ -106,21 +106,38 @@ def test_short_input_needs_more_data():
     assert decoder.next_frame().payload == b"abc"
 
 
+@pytest.mark.parametrize("pages", [1, 64])  # below and above KeyedChecksum.POLY1305_MIN
 @pytest.mark.parametrize("position", [2, 20, 31, 32, 5000])
-def test_keyed_checksum_detects_corruption_and_a_wrong_key(position):
+def test_keyed_checksum_detects_corruption_and_a_wrong_key(position, pages):
     key = bytes(range(32))
-    checksum = frames.Poly1305Checksum(key)
-    data = bytearray(frames.encode_frame(frames.PAGES, 0, 1, 1, b"\x33" * 8192, checksum=checksum))
+    checksum = frames.KeyedChecksum(key)
+    payload = b"\x33" * 8192 * pages
+    data = bytearray(frames.encode_frame(frames.PAGES, 0, 1, pages, payload, checksum=checksum))
     decoder = frames.FrameDecoder(checksum=checksum)
     decoder.receive_data(bytes(data))
-    assert decoder.next_frame().payload == b"\x33" * 8192
+    assert decoder.next_frame().payload == payload
     data[position] ^= 0x10
     with pytest.raises(frames.FrameError):
         decoder = frames.FrameDecoder(checksum=checksum)
         decoder.receive_data(bytes(data))
         decoder.next_frame()
     data[position] ^= 0x10
-    other = frames.FrameDecoder(checksum=frames.Poly1305Checksum(bytes(32)))
+    other = frames.FrameDecoder(checksum=frames.KeyedChecksum(bytes(32)))
     other.receive_data(bytes(data))
     with pytest.raises(frames.ChecksumError):
         other.next_frame()
+
+
+def test_keyed_checksum_uses_poly1305_for_large_payloads_and_keyed_crc_for_small_ones():
+    import zlib
+
+    from cryptography.hazmat.primitives.poly1305 import Poly1305
+
+    key = bytes(range(32))
+    checksum = frames.KeyedChecksum(key)
+    prefix = bytes(28)
+    small = b"\x01" * (checksum.POLY1305_MIN - 1)
+    large = b"\x01" * checksum.POLY1305_MIN
+    assert checksum(prefix, small) == zlib.crc32(prefix + small, zlib.crc32(key))
+    assert checksum(prefix, large) == int.from_bytes(
+        Poly1305.generate_tag(key, prefix + large)[:4], "big")

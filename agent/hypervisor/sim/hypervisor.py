@@ -233,6 +233,11 @@ class SimHypervisor:
 
     # ---- memory and state ------------------------------------------------------------
 
+    def ram_file(self, name: str) -> str:
+        """The path of the file that holds the guest's memory (for a helper process that
+        reads it, like the target's digest process)."""
+        return str(self._existing(name) / layout.RAM_FILE)
+
     def map_ram(self, name: str, writable: bool = False) -> memoryview:
         """The guest's memory, shared with the guest (writes through it are not logged)."""
         path = self._existing(name) / layout.RAM_FILE
