@@ -62,6 +62,7 @@ class DigestProcess:
                     [sys.executable, "-m", __name__, ram_file, str(fd), str(memory.page_count),
                      str(page_size), memory.value().hex()],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, pass_fds=[fd],
+                    env=_child_environment(),
                 )
             finally:
                 os.close(fd)
@@ -151,6 +152,16 @@ class DigestProcess:
         except subprocess.TimeoutExpired:
             status = None
         return DigestProcessFailed(f"the digest process ended unexpectedly (status {status})")
+
+
+def _child_environment() -> dict[str, str]:
+    """This environment, with the directory that holds the ``agent`` package first on the
+    child's path: the agent may run from a checkout that is not installed, or elsewhere
+    than its current directory."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def serve(ram_file: str, terms_fd: int, page_count: int, page_size: int, value: bytes,
