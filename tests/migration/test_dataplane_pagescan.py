@@ -33,6 +33,15 @@ def test_a_page_with_one_nonzero_byte_is_data():
     assert pieces == [(True, 0, 4), (False, 4, 1), (True, 5, 5)]
 
 
+def test_a_one_page_run_is_one_piece_zero_or_data():
+    ram = bytearray(10 * PAGE)
+    ram[4 * PAGE + PAGE - 1] = 1
+    scanner = pagescan.ZeroScanner(memoryview(ram), PAGE, 64)
+    assert list(scanner.pieces(4, 1)) == [(False, 4, 1)]
+    assert list(scanner.pieces(5, 1)) == [(True, 5, 1)]
+    assert list(scanner.pieces(9, 1)) == [(True, 9, 1)]
+
+
 def test_dirty_runs_read_the_bitmap_lsb_first_and_clip_to_the_guest():
     bitmap = bytes([0b00000110, 0xFF, 0x80])
     assert pagescan.dirty_runs(bitmap, 24) == [(1, 2), (8, 8), (23, 1)]
