@@ -40,6 +40,7 @@ def test_the_child_keeps_the_same_digest_as_a_full_scan(tmp_path):
         hasher.finish()
     finally:
         hasher.close()
+    assert hasher.wait(timeout=10) == 0  # it exits on the end of its input
     assert digest.value(memoryview(data)) == memory_digest(data, PAGE)
     # The stream's digest owns the terms now: a reported write is re-hashed in place.
     data[300 * PAGE] ^= 0xFF
