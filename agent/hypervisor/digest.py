@@ -63,6 +63,11 @@ class MemoryDigest:
         """The memory digest now."""
         return self._value.to_bytes(DIGEST_SIZE, "big")
 
+    @property
+    def terms(self):
+        """Every page's term, 16 bytes each in page order (the buffer itself: read only)."""
+        return self._terms
+
     def take_over(self, value: bytes, hashed: int) -> None:
         """Another writer kept this digest's terms (a shared buffer): take its totals."""
         self._value = int.from_bytes(value, "big")

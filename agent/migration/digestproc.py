@@ -46,7 +46,7 @@ class DigestProcessFailed(Exception):
 class DigestProcess:
     """Keeps one stream's :class:`verify.TargetDigest` current through a child process."""
 
-    MAX_BEHIND = 4  # batches unacknowledged
+    MAX_BEHIND = 4  # batches unacknowledged (verify.DigestWorker takes the same figures)
     BATCH_PAGES = 64
 
     def __init__(self, digest, ram_file: str, page_size: int) -> None:
@@ -58,7 +58,7 @@ class DigestProcess:
             try:
                 os.ftruncate(fd, size)
                 terms = mmap.mmap(fd, size)
-                terms[:] = memory._terms
+                terms[:] = memory.terms
                 self._child = subprocess.Popen(
                     [sys.executable, "-m", __name__, ram_file, str(fd), str(memory.page_count),
                      str(page_size), memory.value().hex()],
@@ -104,7 +104,8 @@ class DigestProcess:
             self._unacked -= len(self._read(self._unacked - self.MAX_BEHIND, exact=False))
 
     def finish(self) -> None:
-        """Wait until every job given so far is done, and load the child's terms."""
+        """Wait until every job given so far is done; the stream's digest then takes the
+        child's totals (the terms are already in the shared memory)."""
         self._submit()
         self._send(JOB.pack(FINISH, 0, 0, 0))
         if self._unacked:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from agent.hypervisor import digest
-from agent.migration import messages
+from agent.migration import digestproc, messages
 
 MEMORY_KEY = "memory-digest"  # keys of the EOS payload (JSON, hex digests)
 VCPU_KEY = "vcpu-digest"
@@ -196,8 +196,10 @@ class DigestWorker:
     left when the last record arrives (part of the downtime, §10.7) stays a few frames.
     """
 
-    MAX_BEHIND = 4  # batches waiting
-    BATCH_PAGES = 64  # a batch is handed over once it covers this many pages (512 KiB)
+    # Batches waiting, and the pages a batch covers before it is handed over (512 KiB):
+    # the same figures as the digest process, so both keep the same tail at EOS.
+    MAX_BEHIND = digestproc.DigestProcess.MAX_BEHIND
+    BATCH_PAGES = digestproc.DigestProcess.BATCH_PAGES
 
     def __init__(self, digest: TargetDigest, ram: memoryview, page_size: int,
                  name: str = "ldmx-digest") -> None:

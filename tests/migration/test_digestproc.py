@@ -73,7 +73,7 @@ def test_a_memory_digest_on_shared_terms_takes_over_the_other_writers_totals():
     page = b"\x07" * PAGE
     writer = MemoryDigest(4, PAGE)
     writer.set_pages(2, page)
-    shared = MemoryDigest(4, PAGE, terms=writer._terms)
+    shared = MemoryDigest(4, PAGE, terms=writer.terms)
     shared.take_over(writer.value(), writer.hashed)
     reference = MemoryDigest(4, PAGE)
     reference.set_pages(2, page)
