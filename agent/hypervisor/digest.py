@@ -55,8 +55,7 @@ class MemoryDigest:
         self._value = int.from_bytes(value, "big")
         self._zero_page = bytes(page_size)
         self._zero_terms = bytes(DIGEST_SIZE * self.CHUNK_PAGES)
-        self._chunk_pages = self.CHUNK_PAGES
-        self._zero_chunk = bytes(page_size * self._chunk_pages)
+        self._zero_chunk = bytes(page_size * self.CHUNK_PAGES)
         self.hashed = 0  # pages hashed so far (for cost figures)
 
     def value(self) -> bytes:
@@ -85,7 +84,7 @@ class MemoryDigest:
         if stride == 1 and count > 1:
             # Whole chunks of zero pages are common (a fresh guest, round-0 holes): one
             # memcmp per chunk, and their terms are cleared without a per-page loop.
-            chunk = self._chunk_pages
+            chunk = self.CHUNK_PAGES
             zero_chunk = self._zero_chunk
             for k in range(0, count, chunk):
                 n = min(chunk, count - k)

@@ -137,10 +137,8 @@ class DigestProcess:
         return self._child.wait(timeout)
 
     def _send(self, data: bytes) -> None:
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self._jobs, view):]
+            _write_all(self._jobs, data)
         except OSError:
             raise self._ended() from None
 
